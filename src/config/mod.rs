@@ -1,0 +1,360 @@
+//! Loading and validating configuration: `polyauth.toml`, then every
+//! `tenants/*.toml`, then `POLYAUTH__SECTION__KEY` environment variables for
+//! the server file. Strict: the server never starts half-configured.
+//!
+//! Relative paths (store file, dialects directory, key files) resolve against
+//! the working directory polyauth runs in.
+
+pub mod duration;
+pub mod secret;
+pub mod server;
+pub mod tenant;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::dialect::{Dialect, Dialects};
+use crate::engine::Lifetimes;
+use crate::engine::keys::{self, KeyPair};
+use crate::engine::password;
+use crate::engine::tenant::normalize_email;
+pub use server::ServerConfig;
+pub use tenant::TenantConfig;
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(
+        file: impl fmt::Display,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.to_string(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.problem)
+        } else {
+            write!(f, "{}: `{}`: {}", self.file, self.key, self.problem)
+        }
+    }
+}
+
+/// A validated tenant, with its key material loaded.
+pub struct LoadedTenant {
+    pub file: String,
+    pub config: TenantConfig,
+    pub dialect: Arc<Dialect>,
+    /// Empty: a key is generated on first start and kept in the store.
+    pub keys: Vec<KeyPair>,
+    pub lifetimes: Lifetimes,
+}
+
+/// Everything the gateway needs to start.
+pub struct Loaded {
+    pub server: ServerConfig,
+    pub tenants: Vec<LoadedTenant>,
+    pub dialects: Dialects,
+}
+
+/// Loads `dir/polyauth.toml` and `dir/tenants/*.toml`, layering the
+/// process environment over the server file.
+pub fn load(dir: &Path) -> Result<Loaded, ConfigError> {
+    load_with_env(dir, None)
+}
+
+/// As [`load`], with an explicit environment instead of the process's.
+pub fn load_with_env(
+    dir: &Path,
+    env: Option<HashMap<String, String>>,
+) -> Result<Loaded, ConfigError> {
+    let server = load_server(dir, env)?;
+    let dialects = Dialects::load(server.dialects_dir.as_deref())?;
+    let tenants_dir = dir.join("tenants");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&tenants_dir)
+        .map_err(|e| {
+            ConfigError::new(
+                tenants_dir.display(),
+                "",
+                format!("cannot read directory ({e})"),
+            )
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(ConfigError::new(
+            tenants_dir.display(),
+            "",
+            "no tenant files (tenants/*.toml)",
+        ));
+    }
+    let mut tenants = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let config: TenantConfig = deserialize_file(&path)?;
+        tenants.push(validate_tenant(file, config, &dialects)?);
+    }
+    check_unique(&tenants)?;
+    Ok(Loaded {
+        server,
+        tenants,
+        dialects,
+    })
+}
+
+fn load_server(
+    dir: &Path,
+    env: Option<HashMap<String, String>>,
+) -> Result<ServerConfig, ConfigError> {
+    let path = dir.join("polyauth.toml");
+    let file = path.display().to_string();
+    if !path.is_file() {
+        return Err(ConfigError::new(&file, "", "file not found"));
+    }
+    let environment = config::Environment::with_prefix("POLYAUTH")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("trusted_proxies")
+        .source(env);
+    let built = config::Config::builder()
+        .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+        .add_source(environment)
+        .build()
+        .map_err(|e| ConfigError::new(&file, "", e.to_string()))?;
+    let server: ServerConfig = serde_path_to_error::deserialize(built)
+        .map_err(|e| ConfigError::new(&file, e.path().to_string(), e.into_inner().to_string()))?;
+    if server.max_body_bytes == 0 {
+        return Err(ConfigError::new(
+            &file,
+            "max_body_bytes",
+            "must be above zero",
+        ));
+    }
+    if server.hashing.max_concurrent == 0 {
+        return Err(ConfigError::new(
+            &file,
+            "hashing.max_concurrent",
+            "must be above zero",
+        ));
+    }
+    if server.workers == Some(0) {
+        return Err(ConfigError::new(&file, "workers", "must be above zero"));
+    }
+    Ok(server)
+}
+
+fn deserialize_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let file = path.display().to_string();
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .build()
+        .map_err(|e| ConfigError::new(&file, "", e.to_string()))?;
+    serde_path_to_error::deserialize(built)
+        .map_err(|e| ConfigError::new(&file, e.path().to_string(), e.into_inner().to_string()))
+}
+
+fn validate_tenant(
+    file: String,
+    config: TenantConfig,
+    dialects: &Dialects,
+) -> Result<LoadedTenant, ConfigError> {
+    let err = |key: &str, problem: String| ConfigError::new(&file, key, problem);
+    let id_ok = !config.id.is_empty()
+        && config
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !id_ok {
+        return Err(err(
+            "id",
+            "use letters, digits, `-`, `_` and `.` only".into(),
+        ));
+    }
+    let dialect = dialects.get(&config.dialect).cloned().ok_or_else(|| {
+        err(
+            "dialect",
+            format!(
+                "unknown dialect `{}` (known: {})",
+                config.dialect,
+                dialects.names().join(", ")
+            ),
+        )
+    })?;
+    if let Some(prefix) = &config.path_prefix {
+        let valid = prefix.starts_with('/')
+            && prefix.len() > 1
+            && !prefix.ends_with('/')
+            && !prefix.contains("//")
+            && !prefix.starts_with("/_polyauth")
+            && !prefix.starts_with("/.well-known");
+        if !valid {
+            return Err(err(
+                "path_prefix",
+                format!("`{prefix}` must look like `/name` (no trailing slash, not reserved)"),
+            ));
+        }
+    }
+    if config.path_prefix.is_none() && config.hosts.is_empty() {
+        return Err(err(
+            "path_prefix",
+            "give a `path_prefix`, `hosts`, or both".into(),
+        ));
+    }
+    for (i, host) in config.hosts.iter().enumerate() {
+        if host.is_empty() || host.contains(['/', ' ', ':']) {
+            return Err(err(
+                &format!("hosts[{i}]"),
+                format!("`{host}` is not a host name"),
+            ));
+        }
+    }
+    if config.issuer.trim().is_empty() {
+        return Err(err("issuer", "must not be empty".into()));
+    }
+    if config.audience.trim().is_empty() {
+        return Err(err("audience", "must not be empty".into()));
+    }
+    if config.upstream.is_some() {
+        return Err(err(
+            "upstream",
+            "proxying to an upstream is not supported by this version".into(),
+        ));
+    }
+    if !config.cors_origins.is_empty() {
+        return Err(err(
+            "cors_origins",
+            "CORS is not supported by this version".into(),
+        ));
+    }
+    if config.lockout.max_failures == 0 {
+        return Err(err("lockout.max_failures", "must be at least 1".into()));
+    }
+
+    let mut kids = HashSet::new();
+    let mut keys = Vec::new();
+    for (i, key) in config.keys.iter().enumerate() {
+        if key.kid.is_empty() || !kids.insert(key.kid.clone()) {
+            return Err(err(
+                &format!("keys[{i}].kid"),
+                format!("`{}` is empty or repeated", key.kid),
+            ));
+        }
+        let pair =
+            keys::load_configured(key).map_err(|(k, e)| err(&format!("keys[{i}].{k}"), e))?;
+        keys.push(pair);
+    }
+
+    let mut emails = HashSet::new();
+    let mut ids = HashSet::new();
+    for (i, user) in config.users.iter().enumerate() {
+        let email = normalize_email(&user.email);
+        if !email.contains('@') || !emails.insert(email) {
+            return Err(err(
+                &format!("users[{i}].email"),
+                format!("`{}` is not an email or is repeated", user.email),
+            ));
+        }
+        if let Some(id) = &user.id {
+            if id.is_empty() || !ids.insert(id.clone()) {
+                return Err(err(&format!("users[{i}].id"), "empty or repeated".into()));
+            }
+        }
+        password::validate_phc(&user.password_hash)
+            .map_err(|e| err(&format!("users[{i}].password_hash"), e))?;
+    }
+    let mut companies = HashSet::new();
+    for (i, company) in config.companies.iter().enumerate() {
+        if company.id.trim().is_empty() || !companies.insert(company.id.clone()) {
+            return Err(err(
+                &format!("companies[{i}].id"),
+                "empty or repeated".into(),
+            ));
+        }
+    }
+
+    let pick = |own: Option<duration::HumanDuration>,
+                dialect: Option<duration::HumanDuration>,
+                fallback: u64| {
+        own.or(dialect)
+            .map_or(Duration::from_secs(fallback), |d| d.0)
+    };
+    let lifetimes = Lifetimes {
+        access: pick(config.tokens.access_ttl, dialect.tokens.access_ttl, 3600),
+        refresh: pick(
+            config.tokens.refresh_ttl,
+            dialect.tokens.refresh_ttl,
+            86_400,
+        ),
+        remember_refresh: pick(
+            config.tokens.remember_refresh_ttl,
+            dialect.tokens.remember_refresh_ttl,
+            30 * 86_400,
+        ),
+    };
+    Ok(LoadedTenant {
+        file,
+        config,
+        dialect,
+        keys,
+        lifetimes,
+    })
+}
+
+/// Tenant ids, path prefixes and hosts must each be unique.
+fn check_unique(tenants: &[LoadedTenant]) -> Result<(), ConfigError> {
+    let mut ids = HashMap::new();
+    let mut prefixes = HashMap::new();
+    let mut hosts = HashMap::new();
+    for tenant in tenants {
+        let config = &tenant.config;
+        if let Some(other) = ids.insert(config.id.clone(), &tenant.file) {
+            return Err(ConfigError::new(
+                &tenant.file,
+                "id",
+                format!("`{}` is already the id of {other}", config.id),
+            ));
+        }
+        if let Some(prefix) = &config.path_prefix {
+            if let Some(other) = prefixes.insert(prefix.clone(), &tenant.file) {
+                return Err(ConfigError::new(
+                    &tenant.file,
+                    "path_prefix",
+                    format!("`{prefix}` is already the prefix of {other}"),
+                ));
+            }
+        }
+        for (i, host) in config.hosts.iter().enumerate() {
+            if let Some(other) = hosts.insert(host.to_ascii_lowercase(), &tenant.file) {
+                return Err(ConfigError::new(
+                    &tenant.file,
+                    format!("hosts[{i}]"),
+                    format!("`{host}` is already a host of {other}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

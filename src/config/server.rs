@@ -1,0 +1,121 @@
+//! `polyauth.toml`: the listeners, the store, the hashing pool.
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The server file, after defaults and `POLYAUTH__…` environment layering.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Public listener: dialect routes, verify, JWKS.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Admin listener: health and metrics, never public.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Extra or overriding dialect files.
+    #[serde(default)]
+    pub dialects_dir: Option<PathBuf>,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Peers allowed to set `X-Forwarded-For`.
+    #[serde(default = "default_trusted_proxies")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// HTTP worker threads; defaults to the number of cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// `text` (default) or `json` log lines.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub hashing: HashingConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// Embedded store file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Redis URL; may hold a password, so `url_env` / `url_file` are preferred.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::default(),
+            path: default_store_path(),
+            url: None,
+            url_env: None,
+            url_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashingConfig {
+    /// argon2 verifications running at once, on the blocking pool.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_trusted_proxies() -> Vec<IpNet> {
+    vec!["127.0.0.1/32".parse().expect("literal CIDR")]
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("data/polyauth.redb")
+}
+
+fn default_max_concurrent() -> usize {
+    2
+}

@@ -1,0 +1,141 @@
+//! `tenants/<id>.toml`: one tenant, its dialect, keys, users and companies.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::duration::HumanDuration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    pub dialect: String,
+    /// The tenant is reached under this prefix ...
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// ... and/or by `Host` header (exact match, port ignored).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub issuer: String,
+    pub audience: String,
+    /// Proxy all non-auth paths here after verifying (not served yet).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Answer unknown users exactly as wrong passwords.
+    #[serde(default)]
+    pub uniform_login_errors: bool,
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    #[serde(default)]
+    pub lockout: LockoutConfig,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub companies: Vec<CompanyConfig>,
+}
+
+/// Token lifetimes; each falls back to the dialect's default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    #[serde(default)]
+    pub access_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub refresh_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub remember_refresh_ttl: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub kid: String,
+    pub alg: KeyAlgorithm,
+    /// PEM private key (EdDSA, ES256, RS256).
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub private_key_env: Option<String>,
+    /// Shared secret (HS256).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutConfig {
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    #[serde(default = "default_lock_window")]
+    pub window: HumanDuration,
+    #[serde(default = "default_lock_window")]
+    pub lock_for: HumanDuration,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: default_max_failures(),
+            window: default_lock_window(),
+            lock_for: default_lock_window(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Stable subject; defaults to a UUID derived from tenant and email.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub email: String,
+    pub password_hash: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default = "yes")]
+    pub email_verified: bool,
+    /// Demo accounts must have a verified email to log in.
+    #[serde(default)]
+    pub demo: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub company_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+
+fn default_lock_window() -> HumanDuration {
+    HumanDuration::secs(15 * 60)
+}
+
+fn yes() -> bool {
+    true
+}

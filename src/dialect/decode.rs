@@ -1,0 +1,281 @@
+//! Turns a request body into the named inputs of an engine operation, or a
+//! precise problem the dialect answers in its own words.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::model::Encoding;
+
+/// An input of an engine operation, read from the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    Email,
+    Password,
+    Remember,
+    CompanyId,
+    /// A token sent in the body (`{ from = "field" }`).
+    Token,
+}
+
+impl Input {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "email" => Self::Email,
+            "password" => Self::Password,
+            "remember" => Self::Remember,
+            "company_id" => Self::CompanyId,
+            _ => return None,
+        })
+    }
+
+    fn is_bool(self) -> bool {
+        self == Self::Remember
+    }
+}
+
+/// One input as the wire names it.
+#[derive(Debug, Clone)]
+pub struct InputField {
+    pub input: Input,
+    pub wire: String,
+    pub required: bool,
+}
+
+/// What was wrong with a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    NoBody,
+    InvalidBody,
+    UnsupportedEncoding,
+    /// Every required field that is absent, in the route's order.
+    MissingFields(Vec<String>),
+    UnknownField(String),
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
+}
+
+impl Problem {
+    /// The message key a dialect gives its text for.
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            Self::NoBody => "no_body",
+            Self::InvalidBody => "invalid_body",
+            Self::UnsupportedEncoding => "unsupported_encoding",
+            Self::MissingFields(_) => "missing_field",
+            Self::UnknownField(_) => "unknown_field",
+            Self::WrongType { .. } => "wrong_type",
+        }
+    }
+
+    /// The field the problem is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::MissingFields(fields) => fields.first().map(String::as_str),
+            Self::UnknownField(field) | Self::WrongType { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn expected(&self) -> Option<&'static str> {
+        match self {
+            Self::WrongType { expected, .. } => Some(expected),
+            _ => None,
+        }
+    }
+}
+
+/// Decoded inputs, by engine name.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    text: HashMap<Input, String>,
+    flags: HashMap<Input, bool>,
+}
+
+impl Inputs {
+    pub fn text(&self, input: Input) -> Option<&str> {
+        self.text.get(&input).map(String::as_str)
+    }
+
+    pub fn take_text(&mut self, input: Input) -> Option<String> {
+        self.text.remove(&input)
+    }
+
+    pub fn flag(&self, input: Input) -> bool {
+        self.flags.get(&input).copied().unwrap_or(false)
+    }
+}
+
+/// Decodes `body` for a route that accepts `encodings` and reads `fields`.
+pub fn decode(
+    encodings: &[Encoding],
+    fields: &[InputField],
+    strict: bool,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Inputs, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::NoBody);
+    }
+    let encoding = content_type
+        .and_then(encoding_of)
+        .filter(|e| encodings.contains(e))
+        .ok_or(Problem::UnsupportedEncoding)?;
+    let object = match encoding {
+        Encoding::Json => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => object,
+            _ => return Err(Problem::InvalidBody),
+        },
+        Encoding::Form => {
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(body).map_err(|_| Problem::InvalidBody)?;
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect()
+        }
+    };
+    let from_form = encoding == Encoding::Form;
+
+    let missing: Vec<String> = fields
+        .iter()
+        .filter(|f| f.required && object.get(&f.wire).is_none_or(Value::is_null))
+        .map(|f| f.wire.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Problem::MissingFields(missing));
+    }
+
+    let mut inputs = Inputs::default();
+    for field in fields {
+        let Some(value) = object.get(&field.wire).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let wrong = |expected| Problem::WrongType {
+            field: field.wire.clone(),
+            expected,
+        };
+        if field.input.is_bool() {
+            let flag = match value {
+                Value::Bool(b) => *b,
+                Value::String(s) if from_form => parse_form_bool(s).ok_or(wrong("boolean"))?,
+                _ => return Err(wrong("boolean")),
+            };
+            inputs.flags.insert(field.input, flag);
+        } else {
+            let Value::String(text) = value else {
+                return Err(wrong("string"));
+            };
+            inputs.text.insert(field.input, text.clone());
+        }
+    }
+
+    if strict {
+        if let Some(unknown) = object
+            .keys()
+            .find(|k| !fields.iter().any(|f| &f.wire == *k))
+        {
+            return Err(Problem::UnknownField(unknown.clone()));
+        }
+    }
+    Ok(inputs)
+}
+
+fn encoding_of(content_type: &str) -> Option<Encoding> {
+    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Some(Encoding::Json),
+        "application/x-www-form-urlencoded" => Some(Encoding::Form),
+        other if other.starts_with("application/") && other.ends_with("+json") => {
+            Some(Encoding::Json)
+        }
+        _ => None,
+    }
+}
+
+fn parse_form_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Some(true),
+        "false" | "0" | "off" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login_fields() -> Vec<InputField> {
+        vec![
+            InputField {
+                input: Input::Email,
+                wire: "email".into(),
+                required: true,
+            },
+            InputField {
+                input: Input::Password,
+                wire: "password".into(),
+                required: true,
+            },
+            InputField {
+                input: Input::Remember,
+                wire: "permanent_login".into(),
+                required: false,
+            },
+        ]
+    }
+
+    fn json(body: &str, strict: bool) -> Result<Inputs, Problem> {
+        decode(
+            &[Encoding::Json],
+            &login_fields(),
+            strict,
+            Some("application/json"),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn reads_named_fields() {
+        let inputs = json(
+            r#"{"email":"a@b.c","password":"pw","permanent_login":true}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(inputs.text(Input::Email), Some("a@b.c"));
+        assert!(inputs.flag(Input::Remember));
+    }
+
+    #[test]
+    fn names_each_problem() {
+        assert_eq!(json("", true).unwrap_err(), Problem::NoBody);
+        assert_eq!(json("{", true).unwrap_err(), Problem::InvalidBody);
+        assert_eq!(json("[1]", true).unwrap_err(), Problem::InvalidBody);
+        assert_eq!(
+            json(r#"{"email":"a"}"#, true).unwrap_err(),
+            Problem::MissingFields(vec!["password".into()])
+        );
+        assert_eq!(
+            json(r#"{"email":"a","password":"b","x":1}"#, true).unwrap_err(),
+            Problem::UnknownField("x".into())
+        );
+        assert!(json(r#"{"email":"a","password":"b","x":1}"#, false).is_ok());
+        assert_eq!(
+            json(r#"{"email":1,"password":"b"}"#, true).unwrap_err(),
+            Problem::WrongType {
+                field: "email".into(),
+                expected: "string"
+            }
+        );
+        let plain = decode(
+            &[Encoding::Json],
+            &login_fields(),
+            true,
+            Some("text/plain"),
+            b"{}",
+        );
+        assert_eq!(plain.unwrap_err(), Problem::UnsupportedEncoding);
+    }
+}

@@ -1,0 +1,767 @@
+//! Dialects: the exact request and response shapes of a vendor's
+//! authentication API, read from a TOML file. The engine never sees these
+//! shapes; a dialect never touches a key or a hash.
+
+pub mod decode;
+pub mod model;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use decode::{Input, InputField, Problem};
+use model::{
+    CredentialKindSpec, CredentialSpec, DialectFile, Encoding, Operation, ResponseSpec,
+    RevokeScopeSpec, RouteSpec, SourceKind, TokenDefaults,
+};
+use template::{Filled, Node, Placeholder, Text, Values};
+
+use crate::config::ConfigError;
+use crate::engine::{CredentialKind, EngineError, RevokeScope};
+
+/// The built-in dialect files, compiled into the binary.
+const BUILTIN: &[(&str, &str)] = &[("pixyle", include_str!("../../dialects/pixyle.toml"))];
+
+/// Every error code a dialect can answer: its usual HTTP status and the
+/// message `{{message}}` takes when the dialect gives no text of its own.
+const ERROR_CODES: &[(&str, u16, &str)] = &[
+    ("malformed_request", 400, "Malformed request"),
+    ("unknown_user", 401, "Invalid credentials"),
+    ("wrong_password", 401, "Invalid credentials"),
+    ("invalid_credentials", 401, "Invalid credentials"),
+    ("account_inactive", 401, "Account is not activated"),
+    ("email_unverified", 403, "Email is not verified"),
+    ("missing_token", 401, "Missing credentials"),
+    ("invalid_token", 401, "Invalid token"),
+    ("forbidden", 403, "Forbidden"),
+    (
+        "locked_out",
+        429,
+        "Too many failed attempts, retry in {{retry_after}} seconds",
+    ),
+    ("unavailable", 503, "Service temporarily unavailable"),
+    ("internal", 500, "Internal server error"),
+    ("not_found", 404, "Not found"),
+    ("method_not_allowed", 405, "Method not allowed"),
+    ("payload_too_large", 413, "Request body too large"),
+];
+
+/// Finer message keys, more precise than an error code.
+const MESSAGE_KEYS: &[(&str, &str)] = &[
+    ("no_body", "Missing request body"),
+    ("invalid_body", "Request body is not valid"),
+    ("unsupported_encoding", "Unsupported content type"),
+    ("missing_field", "Missing field: {{field}}"),
+    ("unknown_field", "Unknown field: {{field}}"),
+    ("wrong_type", "Field {{field}} must be a {{expected}}"),
+    ("token_invalid", "Invalid token"),
+    ("token_expired", "Token has expired"),
+    ("token_revoked", "Token has been revoked"),
+    ("token_wrong_type", "Wrong token type"),
+];
+
+/// Errors every route can meet, besides those of its operation.
+const COMMON_ERRORS: &[&str] = &["payload_too_large", "unavailable", "internal"];
+/// Errors the gateway itself answers in the dialect's shape.
+const GATEWAY_ERRORS: &[&str] = &[
+    "not_found",
+    "method_not_allowed",
+    "missing_token",
+    "invalid_token",
+    "forbidden",
+    "unavailable",
+    "internal",
+];
+
+fn usual_status(code: &str) -> u16 {
+    ERROR_CODES
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map_or(500, |(_, status, _)| *status)
+}
+
+/// A status fit for forward-auth: a dialect that answers errors with 200
+/// (its code in the body) still gets the error's real status there.
+pub fn real_status(rendered: u16, code: &str) -> u16 {
+    if rendered >= 400 {
+        rendered
+    } else {
+        usual_status(code)
+    }
+}
+
+/// The codes tried for an error, most precise first.
+fn fallback_chain(code: &str) -> Vec<&str> {
+    let mut chain = vec![code];
+    match code {
+        "unknown_user" | "wrong_password" => chain.push("invalid_credentials"),
+        "missing_token" => chain.push("invalid_token"),
+        _ => {}
+    }
+    chain.push("default");
+    chain
+}
+
+fn raisable(operation: Operation, reads_body: bool) -> Vec<&'static str> {
+    let mut codes: Vec<&str> = match operation {
+        Operation::Login => vec![
+            "unknown_user",
+            "wrong_password",
+            "invalid_credentials",
+            "account_inactive",
+            "email_unverified",
+            "locked_out",
+        ],
+        Operation::ClientLogin => vec!["unknown_user", "locked_out"],
+        Operation::Refresh | Operation::Revoke | Operation::GenerateApiKey => {
+            vec!["missing_token", "invalid_token"]
+        }
+    };
+    if reads_body {
+        codes.push("malformed_request");
+    }
+    codes.extend_from_slice(COMMON_ERRORS);
+    codes
+}
+
+/// A rendered answer, ready for the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+struct ResponseTemplate {
+    status: Option<u16>,
+    headers: Vec<(String, Text)>,
+    body: Option<Node>,
+}
+
+impl ResponseTemplate {
+    fn compile(spec: &ResponseSpec, allowed: &[Placeholder]) -> Result<Self, (String, String)> {
+        if let Some(status) = spec.status {
+            if !(100..=599).contains(&status) {
+                return Err(("status".into(), format!("{status} is not an HTTP status")));
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &spec.headers {
+            if name.is_empty() || !name.bytes().all(is_token_char) {
+                return Err(("headers".into(), format!("`{name}` is not a header name")));
+            }
+            let text = Text::compile(value).map_err(|e| (format!("headers.{name}"), e))?;
+            check_allowed(text.placeholders(), allowed)
+                .map_err(|e| (format!("headers.{name}"), e))?;
+            headers.push((name.clone(), text));
+        }
+        let body = spec
+            .body
+            .as_ref()
+            .map(|b| {
+                let node = Node::compile(b).map_err(|e| ("body".to_string(), e))?;
+                check_allowed(node.placeholders(), allowed).map_err(|e| ("body".to_string(), e))?;
+                Ok::<Node, (String, String)>(node)
+            })
+            .transpose()?;
+        Ok(Self {
+            status: spec.status,
+            headers,
+            body,
+        })
+    }
+
+    fn uses(&self, placeholder: Placeholder) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(|b| b.placeholders().contains(&placeholder))
+    }
+
+    fn render(&self, usual_status: u16, values: &Values) -> Response {
+        Response {
+            status: self.status.unwrap_or(usual_status),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, text)| (name.clone(), text.render(values)))
+                .collect(),
+            body: self.body.as_ref().map(|b| b.render(values)),
+        }
+    }
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_allowed(
+    used: impl IntoIterator<Item = Placeholder>,
+    allowed: &[Placeholder],
+) -> Result<(), String> {
+    for placeholder in used {
+        if !allowed.contains(&placeholder) {
+            return Err(format!(
+                "`{{{{{}}}}}` is not available here",
+                placeholder.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a token is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Header(String),
+    Field(String),
+}
+
+/// A token source and what the token may be.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub source: TokenSource,
+    pub kind: CredentialKind,
+}
+
+/// One operation of the dialect, mounted at a method and path.
+#[derive(Debug)]
+pub struct Route {
+    pub operation: Operation,
+    pub method: String,
+    pub path: String,
+    pub encodings: Vec<Encoding>,
+    pub strict: bool,
+    pub inputs: Vec<InputField>,
+    pub token: Option<Credential>,
+    pub scope: RevokeScope,
+    /// The success body shows a new refresh token: refresh rotates.
+    pub rotates_refresh: bool,
+    success: ResponseTemplate,
+    errors: HashMap<String, ResponseTemplate>,
+    messages: HashMap<String, Text>,
+}
+
+impl Route {
+    pub fn reads_body(&self) -> bool {
+        !self.inputs.is_empty()
+    }
+
+    pub fn render_success(&self, values: &Values) -> Response {
+        self.success.render(200, values)
+    }
+
+    /// `POST /auth/v1/token`, for logs.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// Something went wrong; what the dialect needs to word it.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message_key: &'static str,
+    pub field: Option<String>,
+    pub expected: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+impl Failure {
+    pub fn gateway(code: &'static str) -> Self {
+        Self {
+            code,
+            message_key: code,
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&EngineError> for Failure {
+    fn from(error: &EngineError) -> Self {
+        Self {
+            code: error.code(),
+            message_key: error.message_key(),
+            retry_after: error.retry_after_secs(),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&Problem> for Failure {
+    fn from(problem: &Problem) -> Self {
+        Self {
+            code: "malformed_request",
+            message_key: problem.message_key(),
+            field: problem.field().map(str::to_owned),
+            expected: problem.expected(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A compiled dialect.
+#[derive(Debug)]
+pub struct Dialect {
+    pub name: String,
+    pub title: String,
+    pub vendor_page: Option<String>,
+    /// `built-in` or the file it was read from.
+    pub origin: String,
+    pub tokens: TokenDefaults,
+    pub verify: Vec<Credential>,
+    pub routes: Vec<Route>,
+    messages: HashMap<String, Text>,
+    builtin_messages: HashMap<&'static str, Text>,
+    errors: HashMap<String, ResponseTemplate>,
+}
+
+impl Dialect {
+    /// Parses and checks a dialect file; errors are `(key, problem)`.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, (String, String)> {
+        let deserializer = toml::Deserializer::new(text);
+        let file: DialectFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            (key, e.into_inner().message().trim().to_owned())
+        })?;
+        Self::compile(file, origin)
+    }
+
+    fn compile(file: DialectFile, origin: &str) -> Result<Self, (String, String)> {
+        let builtin_messages = ERROR_CODES
+            .iter()
+            .map(|(code, _, text)| (*code, *text))
+            .chain(MESSAGE_KEYS.iter().copied())
+            .map(|(key, text)| Ok((key, Text::compile(text)?)))
+            .collect::<Result<_, String>>()
+            .map_err(|e| ("messages".to_string(), e))?;
+        let messages =
+            compile_messages(&file.messages).map_err(|(k, e)| (format!("messages.{k}"), e))?;
+        let errors = compile_errors(&file.errors).map_err(|(k, e)| (format!("errors.{k}"), e))?;
+        let verify = file
+            .verify
+            .credentials
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                compile_credential(spec, CredentialKind::AccessTokenOrApiKey)
+                    .map_err(|e| (format!("verify.credentials[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if verify
+            .iter()
+            .any(|c| matches!(c.source, TokenSource::Field(_)))
+        {
+            return Err((
+                "verify.credentials".into(),
+                "verify reads headers only, not body fields".into(),
+            ));
+        }
+        let mut routes = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, spec) in file.routes.iter().enumerate() {
+            let route = compile_route(spec).map_err(|(k, e)| (format!("routes[{i}].{k}"), e))?;
+            if !seen.insert((route.method.clone(), route.path.clone())) {
+                return Err((
+                    format!("routes[{i}]"),
+                    format!("duplicate route `{}`", route.label()),
+                ));
+            }
+            routes.push(route);
+        }
+        let dialect = Self {
+            name: file.name,
+            title: file.title,
+            vendor_page: file.vendor_page,
+            origin: origin.to_owned(),
+            tokens: file.tokens,
+            verify,
+            routes,
+            messages,
+            builtin_messages,
+            errors,
+        };
+        dialect.check_answerable()?;
+        Ok(dialect)
+    }
+
+    /// Every error a route (or the gateway) can raise must find a response.
+    fn check_answerable(&self) -> Result<(), (String, String)> {
+        for (i, route) in self.routes.iter().enumerate() {
+            for code in raisable(route.operation, route.reads_body()) {
+                if self.template_for(Some(route), code).is_none() {
+                    return Err((
+                        format!("routes[{i}].errors"),
+                        format!(
+                            "`{}` ({}) can fail with `{code}` but no response is mapped for it; \
+                             map it or give `[errors.default]`",
+                            route.label(),
+                            route.operation.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        for code in GATEWAY_ERRORS {
+            if self.template_for(None, code).is_none() {
+                return Err((
+                    "errors".into(),
+                    format!("no response for `{code}`; map it or give `[errors.default]`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn template_for<'a>(
+        &'a self,
+        route: Option<&'a Route>,
+        code: &str,
+    ) -> Option<&'a ResponseTemplate> {
+        fallback_chain(code).into_iter().find_map(|c| {
+            route
+                .and_then(|r| r.errors.get(c))
+                .or_else(|| self.errors.get(c))
+        })
+    }
+
+    fn message<'a>(&'a self, route: Option<&'a Route>, failure: &Failure) -> &'a Text {
+        let own = |key: &str| {
+            route
+                .and_then(|r| r.messages.get(key))
+                .or_else(|| self.messages.get(key))
+        };
+        own(failure.message_key)
+            .or_else(|| own(failure.code))
+            .or_else(|| self.builtin_messages.get(failure.message_key))
+            .or_else(|| self.builtin_messages.get(failure.code))
+            .or_else(|| self.builtin_messages.get("internal"))
+            .expect("built-in messages cover every code")
+    }
+
+    /// The dialect's answer to a failure on `route` (or outside any route).
+    pub fn render_error(&self, route: Option<&Route>, failure: &Failure) -> Response {
+        let mut values = Values::default();
+        values.maybe_text(Placeholder::Field, failure.field.as_deref());
+        values.maybe_text(Placeholder::Expected, failure.expected);
+        if let Some(secs) = failure.retry_after {
+            values.number(Placeholder::RetryAfter, secs);
+        }
+        let message = self.message(route, failure).render(&values);
+        values.set(Placeholder::Message, Filled::Text(message));
+        let usual = usual_status(failure.code);
+        match self.template_for(route, failure.code) {
+            Some(template) => template.render(usual, &values),
+            // Unreachable for a checked dialect; still an honest answer.
+            None => Response {
+                status: usual,
+                headers: Vec::new(),
+                body: None,
+            },
+        }
+    }
+
+    /// A summary line for `polyauth check`.
+    pub fn describe(&self) -> String {
+        let routes: Vec<String> = self.routes.iter().map(Route::label).collect();
+        format!("{} ({}): {}", self.name, self.origin, routes.join(", "))
+    }
+}
+
+fn compile_messages(
+    specs: &BTreeMap<String, String>,
+) -> Result<HashMap<String, Text>, (String, String)> {
+    let allowed = [
+        Placeholder::Field,
+        Placeholder::Expected,
+        Placeholder::RetryAfter,
+    ];
+    specs
+        .iter()
+        .map(|(key, text)| {
+            let known = ERROR_CODES.iter().any(|(c, _, _)| c == key)
+                || MESSAGE_KEYS.iter().any(|(k, _)| k == key);
+            if !known {
+                return Err((key.clone(), format!("unknown message key `{key}`")));
+            }
+            let text = Text::compile(text).map_err(|e| (key.clone(), e))?;
+            check_allowed(text.placeholders(), &allowed).map_err(|e| (key.clone(), e))?;
+            Ok((key.clone(), text))
+        })
+        .collect()
+}
+
+fn compile_errors(
+    specs: &BTreeMap<String, ResponseSpec>,
+) -> Result<HashMap<String, ResponseTemplate>, (String, String)> {
+    let allowed = [Placeholder::Message, Placeholder::RetryAfter];
+    specs
+        .iter()
+        .map(|(code, spec)| {
+            if code != "default" && !ERROR_CODES.iter().any(|(c, _, _)| c == code) {
+                return Err((code.clone(), format!("unknown error code `{code}`")));
+            }
+            let template = ResponseTemplate::compile(spec, &allowed)
+                .map_err(|(k, e)| (format!("{code}.{k}"), e))?;
+            Ok((code.clone(), template))
+        })
+        .collect()
+}
+
+fn compile_credential(
+    spec: &CredentialSpec,
+    default: CredentialKind,
+) -> Result<Credential, String> {
+    let source = match (spec.from, &spec.name) {
+        (SourceKind::Bearer, None) => TokenSource::Bearer,
+        (SourceKind::Bearer, Some(_)) => return Err("`bearer` takes no `name`".into()),
+        (SourceKind::Header, Some(name)) if !name.is_empty() && name.bytes().all(is_token_char) => {
+            TokenSource::Header(name.to_ascii_lowercase())
+        }
+        (SourceKind::Field, Some(name)) if !name.is_empty() => TokenSource::Field(name.clone()),
+        (_, _) => return Err("`header` and `field` need a `name`".into()),
+    };
+    let kind = match spec.kind {
+        None => default,
+        Some(CredentialKindSpec::AccessToken) => CredentialKind::AccessToken,
+        Some(CredentialKindSpec::RefreshToken) => CredentialKind::RefreshToken,
+        Some(CredentialKindSpec::AnyToken) => CredentialKind::AnyToken,
+        Some(CredentialKindSpec::ApiKey) => CredentialKind::ApiKey,
+        Some(CredentialKindSpec::AccessTokenOrApiKey) => CredentialKind::AccessTokenOrApiKey,
+    };
+    Ok(Credential { source, kind })
+}
+
+fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
+    use Placeholder as P;
+    let method = spec.method.to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+        return Err((
+            "method".into(),
+            format!("unsupported method `{}`", spec.method),
+        ));
+    }
+    if !spec.path.starts_with('/') || spec.path.contains("//") {
+        return Err((
+            "path".into(),
+            format!("`{}` must start with one `/`", spec.path),
+        ));
+    }
+
+    let (allowed_fields, required_fields, allowed_values): (&[&str], &[&str], Vec<P>) =
+        match spec.operation {
+            Operation::Login => (
+                &["email", "password", "remember"],
+                &["email", "password"],
+                vec![
+                    P::AccessToken,
+                    P::RefreshToken,
+                    P::TokenType,
+                    P::ExpiresIn,
+                    P::RefreshExpiresIn,
+                    P::ApiKey,
+                    P::Email,
+                    P::Subject,
+                    P::CompanyId,
+                ],
+            ),
+            Operation::ClientLogin => (
+                &["company_id"],
+                &["company_id"],
+                vec![
+                    P::AccessToken,
+                    P::RefreshToken,
+                    P::TokenType,
+                    P::ExpiresIn,
+                    P::RefreshExpiresIn,
+                    P::Subject,
+                    P::CompanyId,
+                ],
+            ),
+            Operation::Refresh => (
+                &[],
+                &[],
+                vec![
+                    P::AccessToken,
+                    P::RefreshToken,
+                    P::TokenType,
+                    P::ExpiresIn,
+                    P::RefreshExpiresIn,
+                    P::Email,
+                    P::Subject,
+                    P::CompanyId,
+                ],
+            ),
+            Operation::Revoke => (&[], &[], vec![]),
+            Operation::GenerateApiKey => (&[], &[], vec![P::ApiKey, P::Email, P::Subject]),
+        };
+
+    let mut inputs = Vec::new();
+    for (name, wire) in &spec.fields {
+        if !allowed_fields.contains(&name.as_str()) {
+            return Err((
+                format!("fields.{name}"),
+                format!("`{}` takes no field `{name}`", spec.operation.as_str()),
+            ));
+        }
+        let input =
+            Input::parse(name).ok_or_else(|| (format!("fields.{name}"), "unknown field".into()))?;
+        inputs.push(InputField {
+            input,
+            wire: wire.clone(),
+            required: required_fields.contains(&name.as_str()),
+        });
+    }
+    for required in required_fields {
+        if !spec.fields.contains_key(*required) {
+            return Err((
+                "fields".into(),
+                format!("`{}` needs `fields.{required}`", spec.operation.as_str()),
+            ));
+        }
+    }
+    // Engine order: email before password, whatever the file's order.
+    inputs.sort_by_key(|f| {
+        ["email", "password", "remember", "company_id"]
+            .iter()
+            .position(|n| Input::parse(n) == Some(f.input))
+    });
+
+    let needs_token = matches!(
+        spec.operation,
+        Operation::Refresh | Operation::Revoke | Operation::GenerateApiKey
+    );
+    let token = match (&spec.token, needs_token) {
+        (Some(token), true) => {
+            let default = match spec.operation {
+                Operation::Refresh => CredentialKind::RefreshToken,
+                _ => CredentialKind::AccessToken,
+            };
+            let credential =
+                compile_credential(token, default).map_err(|e| ("token".to_string(), e))?;
+            if let TokenSource::Field(name) = &credential.source {
+                inputs.push(InputField {
+                    input: Input::Token,
+                    wire: name.clone(),
+                    required: true,
+                });
+            }
+            Some(credential)
+        }
+        (None, true) => {
+            return Err((
+                "token".into(),
+                format!(
+                    "`{}` needs `token = {{ from = ... }}`",
+                    spec.operation.as_str()
+                ),
+            ));
+        }
+        (Some(_), false) => {
+            return Err((
+                "token".into(),
+                format!("`{}` reads no token", spec.operation.as_str()),
+            ));
+        }
+        (None, false) => None,
+    };
+    if !inputs.is_empty() && spec.encodings.is_empty() {
+        return Err((
+            "encodings".into(),
+            "a route that reads a body needs `encodings`".into(),
+        ));
+    }
+    if inputs.is_empty() && !spec.encodings.is_empty() {
+        return Err(("encodings".into(), "this route reads no body".into()));
+    }
+
+    let success = ResponseTemplate::compile(&spec.success, &allowed_values)
+        .map_err(|(k, e)| (format!("success.{k}"), e))?;
+    let errors = compile_errors(&spec.errors).map_err(|(k, e)| (format!("errors.{k}"), e))?;
+    let messages =
+        compile_messages(&spec.messages).map_err(|(k, e)| (format!("messages.{k}"), e))?;
+    Ok(Route {
+        operation: spec.operation,
+        method,
+        path: spec.path.clone(),
+        encodings: spec.encodings.clone(),
+        strict: spec.strict,
+        rotates_refresh: spec.operation == Operation::Refresh && success.uses(P::RefreshToken),
+        inputs,
+        token,
+        scope: match spec.scope {
+            RevokeScopeSpec::Token => RevokeScope::Token,
+            RevokeScopeSpec::Session => RevokeScope::Session,
+        },
+        success,
+        errors,
+        messages,
+    })
+}
+
+/// Every dialect the gateway knows: the built-in ones, then files of
+/// `dialects_dir` (which may override a built-in one by name).
+#[derive(Debug, Default)]
+pub struct Dialects {
+    by_name: HashMap<String, Arc<Dialect>>,
+}
+
+impl Dialects {
+    pub fn load(dir: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut by_name = HashMap::new();
+        for (name, text) in BUILTIN {
+            let file = format!("dialects/{name}.toml (built-in)");
+            let dialect = Dialect::from_toml(text, "built-in")
+                .map_err(|(key, problem)| ConfigError::new(&file, key, problem))?;
+            by_name.insert(dialect.name.clone(), Arc::new(dialect));
+        }
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| {
+                ConfigError::new(
+                    dir.display(),
+                    "dialects_dir",
+                    format!("cannot read directory ({e})"),
+                )
+            })?;
+            let mut paths: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::new(&file, "", format!("cannot read ({e})")))?;
+                let dialect = Dialect::from_toml(&text, &file)
+                    .map_err(|(key, problem)| ConfigError::new(&file, key, problem))?;
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                if dialect.name != stem {
+                    return Err(ConfigError::new(
+                        &file,
+                        "name",
+                        format!("`{}` must match the file name `{stem}`", dialect.name),
+                    ));
+                }
+                by_name.insert(dialect.name.clone(), Arc::new(dialect));
+            }
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Dialect>> {
+        self.by_name.get(name)
+    }
+
+    /// Names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}

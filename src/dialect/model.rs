@@ -1,0 +1,181 @@
+//! The dialect file as written: TOML, deserialized strictly.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::duration::HumanDuration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialectFile {
+    pub name: String,
+    pub title: String,
+    /// The vendor page the dialect follows.
+    #[serde(default)]
+    pub vendor_page: Option<String>,
+    #[serde(default)]
+    pub tokens: TokenDefaults,
+    #[serde(default)]
+    pub verify: VerifySpec,
+    /// Texts the `{{message}}` placeholder takes, by message key.
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+    /// Responses per error code, for every route (`default` catches the rest).
+    #[serde(default)]
+    pub errors: BTreeMap<String, ResponseSpec>,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// Lifetimes a tenant of this dialect gets unless its file says otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDefaults {
+    #[serde(default)]
+    pub access_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub refresh_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub remember_refresh_ttl: Option<HumanDuration>,
+}
+
+/// Where `/_polyauth/verify` reads the credential, first match wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    #[serde(default = "default_verify_credentials")]
+    pub credentials: Vec<CredentialSpec>,
+}
+
+impl Default for VerifySpec {
+    fn default() -> Self {
+        Self {
+            credentials: default_verify_credentials(),
+        }
+    }
+}
+
+fn default_verify_credentials() -> Vec<CredentialSpec> {
+    vec![CredentialSpec {
+        from: SourceKind::Bearer,
+        name: None,
+        kind: Some(CredentialKindSpec::AccessTokenOrApiKey),
+    }]
+}
+
+/// Where a presented token is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// The request header `name`.
+    Header,
+    /// The body field `name`.
+    Field,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKindSpec {
+    AccessToken,
+    RefreshToken,
+    AnyToken,
+    ApiKey,
+    AccessTokenOrApiKey,
+}
+
+/// A token source and what the token may be:
+/// `{ from = "bearer" }`, `{ from = "header", name = "token" }`,
+/// `{ from = "field", name = "refresh", kind = "refresh_token" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSpec {
+    pub from: SourceKind,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Defaults per operation (refresh: refresh_token; others: access_token).
+    #[serde(default)]
+    pub kind: Option<CredentialKindSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Login,
+    ClientLogin,
+    Refresh,
+    Revoke,
+    GenerateApiKey,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::ClientLogin => "client_login",
+            Self::Refresh => "refresh",
+            Self::Revoke => "revoke",
+            Self::GenerateApiKey => "generate_api_key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// `application/json` (or `+json`).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeScopeSpec {
+    #[default]
+    Token,
+    Session,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub operation: Operation,
+    pub method: String,
+    /// Relative to the tenant mount.
+    pub path: String,
+    /// Accepted request encodings, for operations that read a body.
+    #[serde(default)]
+    pub encodings: Vec<Encoding>,
+    /// Reject body fields the route does not name.
+    #[serde(default)]
+    pub strict: bool,
+    /// Engine input name → wire name (`email`, `password`, `remember`, `company_id`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Where the token is read (refresh, revoke, generate_api_key).
+    #[serde(default)]
+    pub token: Option<CredentialSpec>,
+    /// How far a revoke reaches.
+    #[serde(default)]
+    pub scope: RevokeScopeSpec,
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+    pub success: ResponseSpec,
+    #[serde(default)]
+    pub errors: BTreeMap<String, ResponseSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSpec {
+    /// Omitted in an error response: the error's usual status.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<toml::Value>,
+}

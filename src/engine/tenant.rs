@@ -1,0 +1,132 @@
+//! A tenant as the engine sees it: keys, lifetimes, policies, accounts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::keys::KeySet;
+use super::password::{self, hash_password};
+use crate::config::tenant::TenantConfig;
+use crate::store::LockoutPolicy;
+
+/// Token lifetimes in effect for a tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access: Duration,
+    pub refresh: Duration,
+    pub remember_refresh: Duration,
+}
+
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: Arc<str>,
+    pub active: bool,
+    pub email_verified: bool,
+    pub demo: bool,
+    pub roles: Vec<String>,
+    pub company_id: Option<String>,
+}
+
+pub struct Company {
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+pub struct Tenant {
+    pub id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub keys: KeySet,
+    pub lifetimes: Lifetimes,
+    pub lockout: LockoutPolicy,
+    pub uniform_login_errors: bool,
+    users_by_email: HashMap<String, Arc<User>>,
+    users_by_id: HashMap<String, Arc<User>>,
+    companies: HashMap<String, Company>,
+    /// Verified against when the account does not exist, so that an unknown
+    /// account costs the same argon2 time as a wrong password.
+    pub(crate) dummy_hash: Arc<str>,
+}
+
+impl Tenant {
+    /// Builds the runtime tenant from a validated config.
+    pub fn new(config: &TenantConfig, keys: KeySet, lifetimes: Lifetimes) -> anyhow::Result<Self> {
+        let mut users_by_email = HashMap::new();
+        let mut users_by_id = HashMap::new();
+        for user in &config.users {
+            let email = normalize_email(&user.email);
+            let id = user.id.clone().unwrap_or_else(|| {
+                let name = format!("{}\u{1f}{email}", config.id);
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+            });
+            let user = Arc::new(User {
+                id: id.clone(),
+                email: email.clone(),
+                password_hash: user.password_hash.as_str().into(),
+                active: user.active,
+                email_verified: user.email_verified,
+                demo: user.demo,
+                roles: user.roles.clone(),
+                company_id: user.company_id.clone(),
+            });
+            users_by_email.insert(email, Arc::clone(&user));
+            users_by_id.insert(id, user);
+        }
+        let companies = config
+            .companies
+            .iter()
+            .map(|c| {
+                let company = Company {
+                    id: c.id.clone(),
+                    roles: c.roles.clone(),
+                };
+                (c.id.clone(), company)
+            })
+            .collect();
+        // The dummy uses the parameters real accounts use, so timing matches.
+        let params = config
+            .users
+            .first()
+            .and_then(|u| password::validate_phc(&u.password_hash).ok())
+            .unwrap_or_else(password::default_params);
+        let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
+        let dummy_hash = hash_password(&filler, params)?.into();
+        Ok(Self {
+            id: config.id.clone(),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            keys,
+            lifetimes,
+            lockout: LockoutPolicy {
+                max_failures: config.lockout.max_failures,
+                window: config.lockout.window.0,
+                lock_for: config.lockout.lock_for.0,
+            },
+            uniform_login_errors: config.uniform_login_errors,
+            users_by_email,
+            users_by_id,
+            companies,
+            dummy_hash,
+        })
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<&Arc<User>> {
+        self.users_by_email.get(&normalize_email(email))
+    }
+
+    pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
+        self.users_by_id.get(id)
+    }
+
+    pub fn company(&self, id: &str) -> Option<&Company> {
+        self.companies.get(id)
+    }
+}
+
+/// Email matching is case-insensitive.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}

@@ -1,0 +1,104 @@
+//! JWT issuance and verification. Verification trusts nothing in the token
+//! until its `kid` has been found in the tenant's own key set and its `alg`
+//! matches that key.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::error::TokenProblem;
+use super::keys::KeySet;
+use crate::store::unix_now;
+
+/// Tolerated clock difference between replicas for `nbf`.
+const NBF_SKEW_SECS: u64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+/// The claims polyauth writes and reads.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub typ: TokenType,
+    pub tid: String,
+    /// The refresh family (session) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Company of a company login, or of the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+/// What a verification expects of a token besides a good signature.
+pub struct Expectation<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub tenant: &'a str,
+    pub typ: TokenType,
+}
+
+/// Signs `claims` (plus any dialect claims) with the tenant's signing key.
+pub fn sign(
+    keys: &KeySet,
+    claims: &Claims,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<String> {
+    let key = keys.signing();
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    let mut body = serde_json::to_value(claims)?;
+    if let Some(object) = body.as_object_mut() {
+        for (name, value) in extra {
+            object.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    Ok(jsonwebtoken::encode(&header, &body, &key.encoding)?)
+}
+
+/// Verifies signature, algorithm, issuer, audience, tenant, time and type.
+pub fn verify(
+    keys: &KeySet,
+    token: &str,
+    expect: &Expectation<'_>,
+) -> Result<Claims, TokenProblem> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
+    let kid = header.kid.as_deref().ok_or(TokenProblem::Invalid)?;
+    let key = keys.verifying(kid).ok_or(TokenProblem::Invalid)?;
+    if header.alg != key.alg {
+        return Err(TokenProblem::Invalid);
+    }
+    let mut validation = Validation::new(key.alg);
+    validation.leeway = 0;
+    validation.validate_nbf = false;
+    validation.set_issuer(&[expect.issuer]);
+    validation.set_audience(&[expect.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenProblem::Expired,
+            _ => TokenProblem::Invalid,
+        })?
+        .claims;
+    if claims.nbf > unix_now() + NBF_SKEW_SECS || claims.tid != expect.tenant {
+        return Err(TokenProblem::Invalid);
+    }
+    if claims.typ != expect.typ {
+        return Err(TokenProblem::WrongType);
+    }
+    Ok(claims)
+}

@@ -1,0 +1,219 @@
+//! Server assembly: one function builds the whole gateway from a loaded
+//! configuration and bound listeners, for `main` and tests alike.
+
+pub mod admin;
+pub mod request;
+pub mod tenant;
+pub mod verify;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
+use anyhow::Context;
+use ipnet::IpNet;
+
+use crate::config::server::StoreKind;
+use crate::config::{Loaded, LoadedTenant};
+use crate::engine::{Engine, Tenant, keys};
+use crate::store::{EmbeddedStore, Store};
+use request::{LogTags, access_log};
+use tenant::{TenantContext, mount};
+
+/// What every handler shares.
+pub struct Gateway {
+    pub engine: Engine,
+    pub max_body_bytes: usize,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A running gateway: the public and admin servers and their ports.
+pub struct Application {
+    port: u16,
+    admin_port: u16,
+    public: Server,
+    admin: Server,
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Stopper {
+    public: ServerHandle,
+    admin: ServerHandle,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.public.stop(true).await;
+        self.admin.stop(true).await;
+    }
+}
+
+impl Application {
+    /// Binds the listeners named in the configuration and builds the gateway.
+    pub async fn build(loaded: Loaded) -> anyhow::Result<Self> {
+        let public = TcpListener::bind(&loaded.server.listen)
+            .with_context(|| format!("cannot listen on {}", loaded.server.listen))?;
+        let admin = TcpListener::bind(&loaded.server.admin_listen)
+            .with_context(|| format!("cannot listen on {}", loaded.server.admin_listen))?;
+        Self::build_with_listeners(loaded, public, admin).await
+    }
+
+    /// Builds the gateway on listeners bound by the caller (tests bind port 0).
+    pub async fn build_with_listeners(
+        loaded: Loaded,
+        public: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let server = &loaded.server;
+        let store: Arc<dyn Store> = match server.store.kind {
+            StoreKind::Embedded => {
+                Arc::new(EmbeddedStore::open(&server.store.path).with_context(|| {
+                    format!("cannot open the store at {}", server.store.path.display())
+                })?)
+            }
+            StoreKind::Redis => {
+                anyhow::bail!("store.kind = \"redis\" is not available in this version")
+            }
+        };
+        let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
+        let mut contexts = Vec::new();
+        for loaded_tenant in loaded.tenants {
+            contexts.push(build_tenant(loaded_tenant, store.as_ref()).await?);
+        }
+        let gateway = web::Data::new(Gateway {
+            engine,
+            max_body_bytes: server.max_body_bytes,
+            trusted_proxies: server.trusted_proxies.clone(),
+        });
+        let workers = server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+
+        let port = public.local_addr()?.port();
+        let admin_port = admin.local_addr()?.port();
+        let contexts = Arc::new(contexts);
+        let public_gateway = gateway.clone();
+        let public = HttpServer::new(move || {
+            let mut app = App::new()
+                .app_data(public_gateway.clone())
+                .app_data(web::PayloadConfig::new(public_gateway.max_body_bytes))
+                .wrap(from_fn(access_log));
+            // Host matches first, then the longest prefix.
+            for context in contexts.iter().map(|(c, _)| c) {
+                let hosts = &context_hosts(&contexts, context);
+                if let Some(first) = hosts.first() {
+                    let mut any = guard::Any(guard::Host(first.clone()));
+                    for host in &hosts[1..] {
+                        any = any.or(guard::Host(host.clone()));
+                    }
+                    app = app.service(mount(web::scope("").guard(any), context));
+                }
+            }
+            let mut prefixed: Vec<_> = contexts
+                .iter()
+                .filter_map(|(c, config)| config.path_prefix.clone().map(|p| (p, c)))
+                .collect();
+            prefixed.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+            for (prefix, context) in prefixed {
+                app = app.service(mount(web::scope(&prefix), context));
+            }
+            app.default_service(web::to(no_tenant))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(public)?
+        .run();
+
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(gateway.clone())
+                .wrap(from_fn(access_log))
+                .configure(admin::routes)
+        })
+        .workers(1)
+        .shutdown_timeout(5)
+        .listen(admin)?
+        .run();
+
+        Ok(Self {
+            port,
+            admin_port,
+            public,
+            admin,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            public: self.public.handle(),
+            admin: self.admin.handle(),
+        }
+    }
+
+    /// Serves until both servers stop (SIGTERM/SIGINT drain in-flight requests).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (public, admin) = futures_util::future::join(self.public, self.admin).await;
+        public.and(admin)
+    }
+}
+
+fn context_hosts(
+    contexts: &[(Arc<TenantContext>, crate::config::TenantConfig)],
+    context: &Arc<TenantContext>,
+) -> Vec<String> {
+    contexts
+        .iter()
+        .find(|(c, _)| Arc::ptr_eq(c, context))
+        .map(|(_, config)| config.hosts.clone())
+        .unwrap_or_default()
+}
+
+async fn build_tenant(
+    loaded: LoadedTenant,
+    store: &dyn Store,
+) -> anyhow::Result<(Arc<TenantContext>, crate::config::TenantConfig)> {
+    let pairs = if loaded.keys.is_empty() {
+        let candidate = keys::generate_ed25519()?;
+        let stored = store
+            .signing_key_get_or_insert(&loaded.config.id, candidate)
+            .await
+            .with_context(|| format!("tenant {}: cannot keep its signing key", loaded.config.id))?;
+        vec![keys::from_stored(&stored)?]
+    } else {
+        loaded.keys
+    };
+    let keyset = keys::KeySet::new(pairs)?;
+    let config = loaded.config;
+    let lifetimes = loaded.lifetimes;
+    let tenant = {
+        let config = config.clone();
+        // The dummy hash costs one argon2 run: keep it off the async thread.
+        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes)).await??
+    };
+    let context = TenantContext {
+        tenant,
+        dialect: loaded.dialect,
+    };
+    Ok((Arc::new(context), config))
+}
+
+/// No tenant is mounted here.
+async fn no_tenant(req: HttpRequest) -> HttpResponse {
+    use actix_web::HttpMessage;
+    req.extensions_mut().insert(LogTags {
+        tenant: String::new(),
+        route: "no_tenant".into(),
+    });
+    HttpResponse::NotFound().json(serde_json::json!({ "error": "not_found" }))
+}

@@ -1,0 +1,240 @@
+//! A tenant's routes: its dialect's operations, mounted under its prefix or
+//! host, plus the gateway's own verify endpoint. A handler decodes, calls the
+//! engine, and renders; nothing else.
+
+use std::sync::Arc;
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Scope, web};
+use secrecy::SecretString;
+
+use super::Gateway;
+use super::request::{BodyError, LogTags, bearer, client_ip, header_text, read_body, to_http};
+use super::verify::verify;
+use crate::dialect::decode::{self, Input, Inputs, Problem};
+use crate::dialect::model::Operation;
+use crate::dialect::template::{Placeholder, Values};
+use crate::dialect::{Dialect, Failure, Response, Route, TokenSource};
+use crate::engine::{EngineError, Grant, LoginRequest, Tenant};
+
+/// A tenant at run time: the engine's view and the dialect it speaks.
+pub struct TenantContext {
+    pub tenant: Tenant,
+    pub dialect: Arc<Dialect>,
+}
+
+impl TenantContext {
+    /// Marks the request for the access log.
+    pub fn tag(&self, req: &HttpRequest, route: impl Into<String>) {
+        req.extensions_mut().insert(LogTags {
+            tenant: self.tenant.id.clone(),
+            route: route.into(),
+        });
+    }
+}
+
+/// Adds the tenant's routes to `scope`.
+pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
+    scope = scope.app_data(web::Data::from(Arc::clone(context)));
+    let mut paths: Vec<&str> = Vec::new();
+    for route in &context.dialect.routes {
+        if !paths.contains(&route.path.as_str()) {
+            paths.push(&route.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for (index, route) in context.dialect.routes.iter().enumerate() {
+            if route.path != path {
+                continue;
+            }
+            let method = actix_web::http::Method::from_bytes(route.method.as_bytes())
+                .unwrap_or(actix_web::http::Method::POST);
+            resource = resource.route(web::method(method).to(
+                move |req: HttpRequest,
+                      payload: web::Payload,
+                      gateway: web::Data<Gateway>,
+                      context: web::Data<TenantContext>| async move {
+                    run_operation(index, req, payload, gateway, context).await
+                },
+            ));
+        }
+        scope = scope.service(resource.default_service(web::to(method_not_allowed)));
+    }
+    scope
+        .service(
+            web::resource("/_polyauth/verify")
+                .route(web::get().to(verify))
+                .route(web::post().to(verify))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found))
+}
+
+async fn not_found(req: HttpRequest, context: web::Data<TenantContext>) -> HttpResponse {
+    context.tag(&req, "not_found");
+    to_http(
+        context
+            .dialect
+            .render_error(None, &Failure::gateway("not_found")),
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest, context: web::Data<TenantContext>) -> HttpResponse {
+    context.tag(&req, "method_not_allowed");
+    to_http(
+        context
+            .dialect
+            .render_error(None, &Failure::gateway("method_not_allowed")),
+    )
+}
+
+async fn run_operation(
+    index: usize,
+    req: HttpRequest,
+    payload: web::Payload,
+    gateway: web::Data<Gateway>,
+    context: web::Data<TenantContext>,
+) -> HttpResponse {
+    let route = &context.dialect.routes[index];
+    context.tag(&req, route.label());
+    let response = match operate(&gateway, &context, route, &req, payload).await {
+        Ok(response) => response,
+        Err(failure) => context.dialect.render_error(Some(route), &failure),
+    };
+    to_http(response)
+}
+
+async fn operate(
+    gateway: &Gateway,
+    context: &TenantContext,
+    route: &Route,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Response, Failure> {
+    let mut inputs = if route.reads_body() {
+        let body = read_body(req, payload, gateway.max_body_bytes)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => Failure::gateway("payload_too_large"),
+                BodyError::Broken => Failure::from(&Problem::InvalidBody),
+            })?;
+        let content_type = header_text(req, "content-type");
+        decode::decode(
+            &route.encodings,
+            &route.inputs,
+            route.strict,
+            content_type,
+            &body,
+        )
+        .map_err(|problem| Failure::from(&problem))?
+    } else {
+        Inputs::default()
+    };
+    let engine = &gateway.engine;
+    let tenant = &context.tenant;
+    let values = match route.operation {
+        Operation::Login => {
+            let request = LoginRequest {
+                email: inputs.take_text(Input::Email).unwrap_or_default(),
+                password: SecretString::from(inputs.take_text(Input::Password).unwrap_or_default()),
+                remember: inputs.flag(Input::Remember),
+                client_ip: client_ip(req, &gateway.trusted_proxies),
+            };
+            grant_values(engine.login(tenant, request).await.map_err(failed)?)
+        }
+        Operation::ClientLogin => {
+            let company = inputs.text(Input::CompanyId).unwrap_or_default();
+            let ip = client_ip(req, &gateway.trusted_proxies);
+            grant_values(
+                engine
+                    .client_login(tenant, company, ip)
+                    .await
+                    .map_err(failed)?,
+            )
+        }
+        Operation::Refresh => {
+            let token = presented_token(route, req, &mut inputs)?;
+            grant_values(
+                engine
+                    .refresh(tenant, &token, route.rotates_refresh)
+                    .await
+                    .map_err(failed)?,
+            )
+        }
+        Operation::Revoke => {
+            let (token, kind) = (presented_token(route, req, &mut inputs)?, token_kind(route));
+            engine
+                .revoke(tenant, &token, kind, route.scope)
+                .await
+                .map_err(failed)?;
+            Values::default()
+        }
+        Operation::GenerateApiKey => {
+            let token = presented_token(route, req, &mut inputs)?;
+            let key = engine
+                .generate_api_key(tenant, &token)
+                .await
+                .map_err(failed)?;
+            let mut values = Values::default();
+            values
+                .text(Placeholder::ApiKey, key.key)
+                .text(Placeholder::Subject, key.subject)
+                .maybe_text(Placeholder::Email, key.email.as_deref());
+            values
+        }
+    };
+    Ok(route.render_success(&values))
+}
+
+fn token_kind(route: &Route) -> crate::engine::CredentialKind {
+    route
+        .token
+        .as_ref()
+        .map_or(crate::engine::CredentialKind::AccessToken, |t| t.kind)
+}
+
+/// Reads the route's token where the dialect says clients send it.
+fn presented_token(
+    route: &Route,
+    req: &HttpRequest,
+    inputs: &mut Inputs,
+) -> Result<String, Failure> {
+    let token = route
+        .token
+        .as_ref()
+        .and_then(|credential| match &credential.source {
+            TokenSource::Bearer => bearer(req).map(str::to_owned),
+            TokenSource::Header(name) => header_text(req, name).map(|v| v.trim().to_owned()),
+            TokenSource::Field(_) => inputs.take_text(Input::Token),
+        });
+    token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| failed(EngineError::MissingToken))
+}
+
+fn grant_values(grant: Grant) -> Values {
+    let mut values = Values::default();
+    values
+        .text(Placeholder::AccessToken, grant.access_token)
+        .text(Placeholder::TokenType, "Bearer")
+        .number(Placeholder::ExpiresIn, grant.expires_in)
+        .text(Placeholder::Subject, grant.subject)
+        .maybe_text(Placeholder::RefreshToken, grant.refresh_token.as_deref())
+        .maybe_text(Placeholder::ApiKey, grant.api_key.as_deref())
+        .maybe_text(Placeholder::Email, grant.email.as_deref())
+        .maybe_text(Placeholder::CompanyId, grant.company_id.as_deref());
+    if let Some(secs) = grant.refresh_expires_in {
+        values.number(Placeholder::RefreshExpiresIn, secs);
+    }
+    values
+}
+
+/// Logs what the client is not told, and words the failure for the dialect.
+pub fn failed(error: EngineError) -> Failure {
+    match &error {
+        EngineError::Internal(cause) => tracing::error!(error = ?cause, "engine failure"),
+        EngineError::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
+        _ => {}
+    }
+    Failure::from(&error)
+}

@@ -1,0 +1,67 @@
+//! `/_polyauth/verify`: forward-auth for nginx `auth_request`, Traefik
+//! `forwardAuth` and Envoy `ext_authz`. Always real HTTP statuses.
+
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::Gateway;
+use super::request::{bearer, header_text, to_http};
+use super::tenant::{TenantContext, failed};
+use crate::dialect::TokenSource;
+use crate::engine::EngineError;
+
+/// Answers 200 with `X-Auth-*` headers for a valid credential, else the
+/// dialect's error body with a real 401, 403 or 503.
+pub async fn verify(
+    req: HttpRequest,
+    gateway: web::Data<Gateway>,
+    context: web::Data<TenantContext>,
+) -> HttpResponse {
+    context.tag(&req, "verify");
+    let dialect = &context.dialect;
+    let presented = dialect.verify.iter().find_map(|credential| {
+        let token = match &credential.source {
+            TokenSource::Bearer => bearer(&req),
+            TokenSource::Header(name) => header_text(&req, name).map(str::trim),
+            TokenSource::Field(_) => None,
+        };
+        token
+            .filter(|t| !t.is_empty())
+            .map(|t| (t, credential.kind))
+    });
+    let result = match presented {
+        Some((token, kind)) => {
+            gateway
+                .engine
+                .verify(&context.tenant, token, kind, None)
+                .await
+        }
+        None => Err(EngineError::MissingToken),
+    };
+    match result {
+        Ok(principal) => {
+            let mut response = HttpResponse::Ok();
+            let roles = principal.roles.join(",");
+            let headers = [
+                ("x-auth-tenant", Some(principal.tenant.as_str())),
+                ("x-auth-subject", Some(principal.subject.as_str())),
+                ("x-auth-email", principal.email.as_deref()),
+                ("x-auth-roles", Some(roles.as_str())),
+                ("x-auth-company", principal.company.as_deref()),
+            ];
+            for (name, value) in headers {
+                if let Some(Ok(value)) = value.map(HeaderValue::from_str) {
+                    response.insert_header((name, value));
+                }
+            }
+            response.insert_header(("cache-control", "no-store"));
+            response.finish()
+        }
+        Err(error) => {
+            let failure = failed(error);
+            let mut answer = dialect.render_error(None, &failure);
+            answer.status = crate::dialect::real_status(answer.status, failure.code);
+            to_http(answer)
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! polyauth: a multi-tenant authentication gateway that speaks other
+//! vendors' wire formats over one token and credential engine.
+
+pub mod cli;
+pub mod config;
+pub mod dialect;
+pub mod engine;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+pub use http::Application;
