@@ -81,7 +81,9 @@ pub fn load(dir: &Path) -> Result<Loaded, ConfigError> {
     load_with_env(dir, None)
 }
 
-/// As [`load`], with an explicit environment instead of the process's.
+/// As [`load`], with an explicit map for the `POLYAUTH__…` layering instead
+/// of the process environment. Secrets named by `*_env` keys are still read
+/// from the process environment.
 pub fn load_with_env(
     dir: &Path,
     env: Option<HashMap<String, String>>,

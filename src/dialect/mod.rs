@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use decode::{Input, InputField, Problem};
 use model::{
-    CredentialKindSpec, CredentialSpec, DialectFile, Encoding, Operation, ResponseSpec,
-    RevokeScopeSpec, RouteSpec, SourceKind, TokenDefaults,
+    CredentialSpec, DialectFile, Encoding, Operation, ResponseSpec, RouteSpec, SourceKind,
 };
 use template::{Filled, Node, Placeholder, Text, Values};
 
@@ -310,7 +309,7 @@ pub struct Dialect {
     pub vendor_page: Option<String>,
     /// `built-in` or the file it was read from.
     pub origin: String,
-    pub tokens: TokenDefaults,
+    pub tokens: crate::config::tenant::TokensConfig,
     pub verify: Vec<Credential>,
     pub routes: Vec<Route>,
     messages: HashMap<String, Text>,
@@ -523,14 +522,7 @@ fn compile_credential(
         (SourceKind::Field, Some(name)) if !name.is_empty() => TokenSource::Field(name.clone()),
         (_, _) => return Err("`header` and `field` need a `name`".into()),
     };
-    let kind = match spec.kind {
-        None => default,
-        Some(CredentialKindSpec::AccessToken) => CredentialKind::AccessToken,
-        Some(CredentialKindSpec::RefreshToken) => CredentialKind::RefreshToken,
-        Some(CredentialKindSpec::AnyToken) => CredentialKind::AnyToken,
-        Some(CredentialKindSpec::ApiKey) => CredentialKind::ApiKey,
-        Some(CredentialKindSpec::AccessTokenOrApiKey) => CredentialKind::AccessTokenOrApiKey,
-    };
+    let kind = spec.kind.unwrap_or(default);
     Ok(Credential { source, kind })
 }
 
@@ -550,50 +542,25 @@ fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
         ));
     }
 
+    // What every grant (login, client login, refresh) can show.
+    const GRANT: [P; 7] = [
+        P::AccessToken,
+        P::RefreshToken,
+        P::TokenType,
+        P::ExpiresIn,
+        P::RefreshExpiresIn,
+        P::Subject,
+        P::CompanyId,
+    ];
     let (allowed_fields, required_fields, allowed_values): (&[&str], &[&str], Vec<P>) =
         match spec.operation {
             Operation::Login => (
                 &["email", "password", "remember"],
                 &["email", "password"],
-                vec![
-                    P::AccessToken,
-                    P::RefreshToken,
-                    P::TokenType,
-                    P::ExpiresIn,
-                    P::RefreshExpiresIn,
-                    P::ApiKey,
-                    P::Email,
-                    P::Subject,
-                    P::CompanyId,
-                ],
+                [&GRANT[..], &[P::Email, P::ApiKey]].concat(),
             ),
-            Operation::ClientLogin => (
-                &["company_id"],
-                &["company_id"],
-                vec![
-                    P::AccessToken,
-                    P::RefreshToken,
-                    P::TokenType,
-                    P::ExpiresIn,
-                    P::RefreshExpiresIn,
-                    P::Subject,
-                    P::CompanyId,
-                ],
-            ),
-            Operation::Refresh => (
-                &[],
-                &[],
-                vec![
-                    P::AccessToken,
-                    P::RefreshToken,
-                    P::TokenType,
-                    P::ExpiresIn,
-                    P::RefreshExpiresIn,
-                    P::Email,
-                    P::Subject,
-                    P::CompanyId,
-                ],
-            ),
+            Operation::ClientLogin => (&["company_id"], &["company_id"], GRANT.to_vec()),
+            Operation::Refresh => (&[], &[], [&GRANT[..], &[P::Email]].concat()),
             Operation::Revoke => (&[], &[], vec![]),
             Operation::GenerateApiKey => (&[], &[], vec![P::ApiKey, P::Email, P::Subject]),
         };
@@ -691,10 +658,7 @@ fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
         rotates_refresh: spec.operation == Operation::Refresh && success.uses(P::RefreshToken),
         inputs,
         token,
-        scope: match spec.scope {
-            RevokeScopeSpec::Token => RevokeScope::Token,
-            RevokeScopeSpec::Session => RevokeScope::Session,
-        },
+        scope: spec.scope,
         success,
         errors,
         messages,

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::duration::HumanDuration;
+use crate::config::tenant::TokensConfig;
+use crate::engine::{CredentialKind, RevokeScope};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,8 +15,9 @@ pub struct DialectFile {
     /// The vendor page the dialect follows.
     #[serde(default)]
     pub vendor_page: Option<String>,
+    /// Lifetimes a tenant of this dialect gets unless its file says otherwise.
     #[serde(default)]
-    pub tokens: TokenDefaults,
+    pub tokens: TokensConfig,
     #[serde(default)]
     pub verify: VerifySpec,
     /// Texts the `{{message}}` placeholder takes, by message key.
@@ -26,18 +28,6 @@ pub struct DialectFile {
     pub errors: BTreeMap<String, ResponseSpec>,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
-}
-
-/// Lifetimes a tenant of this dialect gets unless its file says otherwise.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenDefaults {
-    #[serde(default)]
-    pub access_ttl: Option<HumanDuration>,
-    #[serde(default)]
-    pub refresh_ttl: Option<HumanDuration>,
-    #[serde(default)]
-    pub remember_refresh_ttl: Option<HumanDuration>,
 }
 
 /// Where `/_polyauth/verify` reads the credential, first match wins.
@@ -60,7 +50,7 @@ fn default_verify_credentials() -> Vec<CredentialSpec> {
     vec![CredentialSpec {
         from: SourceKind::Bearer,
         name: None,
-        kind: Some(CredentialKindSpec::AccessTokenOrApiKey),
+        kind: Some(CredentialKind::AccessTokenOrApiKey),
     }]
 }
 
@@ -76,16 +66,6 @@ pub enum SourceKind {
     Field,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKindSpec {
-    AccessToken,
-    RefreshToken,
-    AnyToken,
-    ApiKey,
-    AccessTokenOrApiKey,
-}
-
 /// A token source and what the token may be:
 /// `{ from = "bearer" }`, `{ from = "header", name = "token" }`,
 /// `{ from = "field", name = "refresh", kind = "refresh_token" }`.
@@ -97,7 +77,7 @@ pub struct CredentialSpec {
     pub name: Option<String>,
     /// Defaults per operation (refresh: refresh_token; others: access_token).
     #[serde(default)]
-    pub kind: Option<CredentialKindSpec>,
+    pub kind: Option<CredentialKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -131,14 +111,6 @@ pub enum Encoding {
     Form,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevokeScopeSpec {
-    #[default]
-    Token,
-    Session,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
@@ -160,7 +132,7 @@ pub struct RouteSpec {
     pub token: Option<CredentialSpec>,
     /// How far a revoke reaches.
     #[serde(default)]
-    pub scope: RevokeScopeSpec,
+    pub scope: RevokeScope,
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
     pub success: ResponseSpec,

@@ -61,7 +61,8 @@ pub struct Principal {
 }
 
 /// What a presented credential is allowed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     AccessToken,
     RefreshToken,
@@ -73,7 +74,8 @@ pub enum CredentialKind {
 }
 
 /// How far a revocation reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RevokeScope {
     /// The presented token only (a refresh token always takes its family).
     #[default]
@@ -388,22 +390,36 @@ impl Engine {
         }
     }
 
+    /// Reserves an attempt on the account and on the client address. Both
+    /// counters always count, so each locks at exactly its own limit; an
+    /// attempt refused by one is given back to the other.
     async fn reserve_attempts(
         &self,
         tenant: &Tenant,
         account: &str,
         ip: Option<&str>,
     ) -> EngineResult<()> {
-        if let Some(ip) = ip {
-            self.reserve(tenant, ip).await?;
-        }
-        if let Err(error) = self.reserve(tenant, account).await {
-            if let Some(ip) = ip {
-                self.store.lockout_release(&tenant.id, ip, false).await?;
+        let on_account = self.reserve(tenant, account).await;
+        let on_ip = match ip {
+            Some(ip) => self.reserve(tenant, ip).await,
+            None => Ok(()),
+        };
+        match (on_account, on_ip) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Ok(()), Err(refused)) => {
+                self.store
+                    .lockout_release(&tenant.id, account, false)
+                    .await?;
+                Err(refused)
             }
-            return Err(error);
+            (Err(refused), Ok(())) => {
+                if let Some(ip) = ip {
+                    self.store.lockout_release(&tenant.id, ip, false).await?;
+                }
+                Err(refused)
+            }
+            (Err(a), Err(b)) => Err(longer_lock(a, b)),
         }
-        Ok(())
     }
 
     async fn reserve(&self, tenant: &Tenant, counter: &str) -> EngineResult<()> {
@@ -496,6 +512,19 @@ struct Identity {
     email: Option<String>,
     roles: Vec<String>,
     company: Option<String>,
+}
+
+/// Of two refusals, the one that lasts longer (a store failure wins).
+fn longer_lock(a: EngineError, b: EngineError) -> EngineError {
+    match (&a, &b) {
+        (EngineError::LockedOut { retry_after: x }, EngineError::LockedOut { retry_after: y })
+            if y > x =>
+        {
+            b
+        }
+        (EngineError::LockedOut { .. }, _) => b,
+        _ => a,
+    }
 }
 
 fn new_id() -> String {

@@ -91,6 +91,7 @@ impl Hasher {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            tracing::debug!("argon2 verification running");
             let Ok(hash) = PasswordHash::new(&phc) else {
                 return false;
             };

@@ -124,6 +124,7 @@ impl Application {
         })
         .workers(workers)
         .shutdown_timeout(10)
+        .disable_signals()
         .listen(public)?
         .run();
 
@@ -135,6 +136,7 @@ impl Application {
         })
         .workers(1)
         .shutdown_timeout(5)
+        .disable_signals()
         .listen(admin)?
         .run();
 
@@ -161,11 +163,37 @@ impl Application {
         }
     }
 
-    /// Serves until both servers stop (SIGTERM/SIGINT drain in-flight requests).
+    /// Serves until stopped. SIGTERM or SIGINT stop accepting, let in-flight
+    /// requests finish (up to 10 s), then stop the admin listener.
+    ///
+    /// The servers' own signal handling is off: each would stop the whole
+    /// runtime as soon as *it* was done, cutting the other's requests short.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let on_signal = tokio::spawn(async move {
+            match shutdown_signal().await {
+                Ok(name) => {
+                    tracing::info!(signal = name, "stopping: draining in-flight requests");
+                    stopper.stop().await;
+                }
+                Err(error) => tracing::warn!(%error, "no signal handling: stop with SIGKILL"),
+            }
+        });
         let (public, admin) = futures_util::future::join(self.public, self.admin).await;
+        on_signal.abort();
         public.and(admin)
     }
+}
+
+/// Waits for SIGTERM or SIGINT; returns which.
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
 }
 
 fn context_hosts(

@@ -1,0 +1,383 @@
+//! Every configuration error is a startup error naming the file and the key.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use polyauth::config::{ConfigError, Loaded};
+
+use crate::helpers::{PASSWORD, Setup, password_hash, pixyle_tenant};
+
+const PIXYLE_DIALECT: &str = include_str!("../../dialects/pixyle.toml");
+
+/// Writes `setup` under `dir` and loads it.
+fn load_in(dir: &Path, setup: &Setup) -> Result<Loaded, ConfigError> {
+    polyauth::config::load(&setup.write(dir))
+}
+
+/// The error loading `setup` gives, in a fresh temp directory.
+fn error_of(setup: Setup) -> ConfigError {
+    let dir = tempfile::tempdir().unwrap();
+    error_in(dir.path(), &setup)
+}
+
+/// The error loading `setup` under `dir` gives.
+fn error_in(dir: &Path, setup: &Setup) -> ConfigError {
+    load_in(dir, setup)
+        .err()
+        .expect("the configuration loaded, but it should have been rejected")
+}
+
+/// Asserts the error's file ends with `file`, its key is `key` and its
+/// problem mentions `problem`.
+fn assert_error(error: &ConfigError, file: &str, key: &str, problem: &str) {
+    assert!(
+        error.file.ends_with(file),
+        "expected the file to end with `{file}`, got: {error}"
+    );
+    assert_eq!(error.key, key, "wrong key in: {error}");
+    assert!(
+        error.problem.contains(problem),
+        "expected the problem to mention `{problem}`, got: {error}"
+    );
+}
+
+/// A tenant `t` at `/t` with `extra` at the top of its file.
+fn tenant_with(extra: &str) -> Setup {
+    Setup::new().tenant("t", pixyle_tenant("t", "/t", extra))
+}
+
+/// A file under `dir` holding `contents`, as a TOML string literal of its path.
+fn file_in(dir: &Path, name: &str, contents: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    format!("{:?}", path.display().to_string())
+}
+
+/// A secret of 40 bytes, above HS256's 32-byte minimum.
+const SECRET_40: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCD";
+
+#[test]
+fn unknown_key_in_a_tenant_file_is_rejected() {
+    let error = error_of(tenant_with(r#"colour = "red""#));
+    assert_error(&error, "t.toml", "colour", "unknown field");
+}
+
+#[test]
+fn unknown_key_in_the_server_file_is_rejected() {
+    let error = error_of(tenant_with("").server(r#"colour = "red""#));
+    assert_error(&error, "polyauth.toml", "colour", "unknown field");
+}
+
+#[test]
+fn unknown_nested_key_in_a_tenant_file_is_rejected() {
+    let error = error_of(tenant_with("[lockout]\nmax_fails = 3"));
+    assert_error(&error, "t.toml", "lockout.max_fails", "unknown field");
+}
+
+#[test]
+fn duplicate_tenant_id_is_rejected() {
+    let error = error_of(
+        Setup::new()
+            .tenant("a", pixyle_tenant("same", "/a", ""))
+            .tenant("b", pixyle_tenant("same", "/b", "")),
+    );
+    assert_error(&error, "b.toml", "id", "already the id of");
+}
+
+#[test]
+fn duplicate_path_prefix_is_rejected() {
+    let error = error_of(
+        Setup::new()
+            .tenant("a", pixyle_tenant("a", "/shared", ""))
+            .tenant("b", pixyle_tenant("b", "/shared", "")),
+    );
+    assert_error(&error, "b.toml", "path_prefix", "already the prefix of");
+}
+
+#[test]
+fn duplicate_host_is_rejected_case_insensitively() {
+    let error = error_of(
+        Setup::new()
+            .tenant(
+                "a",
+                pixyle_tenant("a", "/a", r#"hosts = ["auth.example.test"]"#),
+            )
+            .tenant(
+                "b",
+                pixyle_tenant("b", "/b", r#"hosts = ["AUTH.Example.test"]"#),
+            ),
+    );
+    assert_error(&error, "b.toml", "hosts[0]", "already a host of");
+}
+
+#[test]
+fn unknown_dialect_is_rejected() {
+    let tenant =
+        pixyle_tenant("t", "/t", "").replace(r#"dialect = "pixyle""#, r#"dialect = "nope""#);
+    let error = error_of(Setup::new().tenant("t", tenant));
+    assert_error(&error, "t.toml", "dialect", "unknown dialect `nope`");
+}
+
+/// A tenant whose first user has `phc` as password hash.
+fn tenant_with_first_hash(phc: &str) -> Setup {
+    let tenant = pixyle_tenant("t", "/t", "").replacen(&password_hash(PASSWORD), phc, 1);
+    Setup::new().tenant("t", tenant)
+}
+
+#[test]
+fn malformed_phc_string_is_rejected() {
+    let error = error_of(tenant_with_first_hash("not-a-phc-string"));
+    assert_error(
+        &error,
+        "t.toml",
+        "users[0].password_hash",
+        "malformed PHC string",
+    );
+}
+
+#[test]
+fn phc_string_asking_more_than_a_gibibyte_is_rejected() {
+    let error = error_of(tenant_with_first_hash(
+        "$argon2id$v=19$m=2097152,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+    ));
+    assert_error(&error, "t.toml", "users[0].password_hash", "1 GiB");
+}
+
+#[test]
+fn argon2i_hash_is_rejected() {
+    let error = error_of(tenant_with_first_hash(
+        "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+    ));
+    assert_error(
+        &error,
+        "t.toml",
+        "users[0].password_hash",
+        "only argon2id is accepted",
+    );
+}
+
+#[test]
+fn missing_private_key_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("keys/missing.pem");
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"k1\"\nalg = \"EdDSA\"\nprivate_key_file = {:?}",
+        missing.display().to_string()
+    ));
+    let error = error_in(dir.path(), &setup);
+    assert_error(&error, "t.toml", "keys[0].private_key_file", "cannot read");
+}
+
+#[test]
+fn hs256_key_with_unset_secret_variable_is_rejected() {
+    let error = error_of(tenant_with(
+        "[[keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret_env = \"POLYAUTH_TEST_SECRET_THAT_IS_NEVER_SET\"",
+    ));
+    assert_error(
+        &error,
+        "t.toml",
+        "keys[0].secret_env",
+        "`POLYAUTH_TEST_SECRET_THAT_IS_NEVER_SET` is not set",
+    );
+}
+
+#[test]
+fn eddsa_key_file_that_is_not_pem_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_in(dir.path(), "not-a-key.pem", b"hello, I am not a key\n");
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"k1\"\nalg = \"EdDSA\"\nprivate_key_file = {path}"
+    ));
+    let error = error_in(dir.path(), &setup);
+    assert_error(
+        &error,
+        "t.toml",
+        "keys[0].private_key_file",
+        "not a PKCS#8 Ed25519 private key",
+    );
+}
+
+#[test]
+fn duplicate_kid_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = file_in(dir.path(), "secret", SECRET_40);
+    let key = format!("[[keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret_file = {secret}\n");
+    let error = error_in(dir.path(), &tenant_with(&format!("{key}{key}")));
+    assert_error(&error, "t.toml", "keys[1].kid", "repeated");
+}
+
+#[test]
+fn unparsable_duration_is_rejected() {
+    let error = error_of(tenant_with("[tokens]\naccess_ttl = \"soon\""));
+    assert_error(&error, "t.toml", "tokens.access_ttl", "not a duration");
+}
+
+#[test]
+fn zero_duration_is_rejected() {
+    let error = error_of(tenant_with("[tokens]\naccess_ttl = \"0s\""));
+    assert_error(&error, "t.toml", "tokens.access_ttl", "longer than zero");
+}
+
+/// The error for a tenant mounted at `prefix`.
+fn prefix_error(prefix: &str) -> ConfigError {
+    error_of(Setup::new().tenant("t", pixyle_tenant("t", prefix, "")))
+}
+
+#[test]
+fn path_prefix_without_leading_slash_is_rejected() {
+    let error = prefix_error("pixyle");
+    assert_error(
+        &error,
+        "t.toml",
+        "path_prefix",
+        "`pixyle` must look like `/name`",
+    );
+}
+
+#[test]
+fn path_prefix_with_trailing_slash_is_rejected() {
+    let error = prefix_error("/pixyle/");
+    assert_error(
+        &error,
+        "t.toml",
+        "path_prefix",
+        "`/pixyle/` must look like `/name`",
+    );
+}
+
+#[test]
+fn reserved_path_prefix_is_rejected() {
+    let error = prefix_error("/_polyauth");
+    assert_error(
+        &error,
+        "t.toml",
+        "path_prefix",
+        "`/_polyauth` must look like `/name`",
+    );
+}
+
+#[test]
+fn tenant_without_path_prefix_or_hosts_is_rejected() {
+    let tenant = pixyle_tenant("t", "/t", "").replace("path_prefix = \"/t\"\n", "");
+    let error = error_of(Setup::new().tenant("t", tenant));
+    assert_error(
+        &error,
+        "t.toml",
+        "path_prefix",
+        "give a `path_prefix`, `hosts`, or both",
+    );
+}
+
+#[test]
+fn duplicate_user_email_differing_only_in_case_is_rejected() {
+    let tenant = format!(
+        "{}\n[[users]]\nemail = \"USER@T.test\"\npassword_hash = \"{}\"\n",
+        pixyle_tenant("t", "/t", ""),
+        password_hash(PASSWORD)
+    );
+    let error = error_of(Setup::new().tenant("t", tenant));
+    assert_error(&error, "t.toml", "users[3].email", "repeated");
+}
+
+#[test]
+fn configuration_without_tenant_files_is_rejected() {
+    let error = error_of(Setup::new());
+    assert_error(&error, "tenants", "", "no tenant files");
+}
+
+#[test]
+fn missing_server_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tenant_with("").write(dir.path());
+    std::fs::remove_file(config.join("polyauth.toml")).unwrap();
+    let error = polyauth::config::load(&config)
+        .err()
+        .expect("loaded without polyauth.toml");
+    assert_error(&error, "polyauth.toml", "", "file not found");
+}
+
+/// Loads `setup` with `env` as the whole environment.
+fn load_with(dir: &Path, setup: &Setup, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    polyauth::config::load_with_env(&setup.write(dir), Some(env))
+}
+
+#[test]
+fn environment_overrides_the_server_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = tenant_with("").server("[hashing]\nmax_concurrent = 3");
+    let loaded = load_with(
+        dir.path(),
+        &setup,
+        &[("POLYAUTH__HASHING__MAX_CONCURRENT", "7")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.server.hashing.max_concurrent, 7);
+}
+
+#[test]
+fn bad_environment_value_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = load_with(
+        dir.path(),
+        &tenant_with(""),
+        &[("POLYAUTH__MAX_BODY_BYTES", "lots")],
+    )
+    .err()
+    .expect("`lots` was accepted as a body size");
+    assert_error(&error, "polyauth.toml", "max_body_bytes", "\"lots\"");
+}
+
+#[test]
+fn hs256_secret_read_from_a_file_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = file_in(dir.path(), "secret", SECRET_40);
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret_file = {secret}"
+    ));
+    let loaded = load_in(dir.path(), &setup).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.tenants.len(), 1);
+    assert_eq!(loaded.tenants[0].keys.len(), 1);
+    assert_eq!(loaded.tenants[0].keys[0].signing.kid, "k1");
+}
+
+#[test]
+fn ed25519_pem_key_read_from_a_file_loads() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let pem = key.to_pkcs8_pem(Default::default()).unwrap();
+    let path = file_in(dir.path(), "ed25519.pem", pem.as_bytes());
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"ed-1\"\nalg = \"EdDSA\"\nprivate_key_file = {path}"
+    ));
+    let loaded = load_in(dir.path(), &setup).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.tenants.len(), 1);
+    assert_eq!(loaded.tenants[0].keys.len(), 1);
+    assert_eq!(loaded.tenants[0].keys[0].signing.kid, "ed-1");
+}
+
+#[test]
+fn dialect_file_with_unknown_placeholder_is_rejected() {
+    assert!(PIXYLE_DIALECT.contains("{{access_token}}"));
+    let broken = PIXYLE_DIALECT
+        .replace(r#"name = "pixyle""#, r#"name = "broken""#)
+        .replacen("{{access_token}}", "{{pasword}}", 1);
+    let error = error_of(tenant_with("").dialect("broken", &broken));
+    assert!(
+        error.file.ends_with("broken.toml"),
+        "wrong file in: {error}"
+    );
+    assert!(
+        error.key.starts_with("routes[0].success"),
+        "wrong key in: {error}"
+    );
+    assert!(
+        error.problem.contains("pasword"),
+        "wrong problem in: {error}"
+    );
+}

@@ -1,0 +1,219 @@
+//! A real gateway on port 0, its own temp directory and store per test.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use polyauth::Application;
+use polyauth::http::Stopper;
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An argon2id PHC string for `password`, hashed once per test binary.
+pub fn password_hash(password: &str) -> String {
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hash) = cache.lock().unwrap().get(password) {
+        return hash.clone();
+    }
+    let hash = polyauth::engine::password::hash_password(
+        &SecretString::from(password.to_owned()),
+        polyauth::engine::password::default_params(),
+    )
+    .unwrap();
+    cache
+        .lock()
+        .unwrap()
+        .insert(password.to_owned(), hash.clone());
+    hash
+}
+
+/// A Pixyle tenant with an active user, an inactive one and an unverified
+/// demo account, all with [`PASSWORD`]; `extra` is appended verbatim.
+pub fn pixyle_tenant(id: &str, prefix: &str, extra: &str) -> String {
+    let hash = password_hash(PASSWORD);
+    format!(
+        r#"
+id = "{id}"
+dialect = "pixyle"
+path_prefix = "{prefix}"
+issuer = "http://polyauth.test{prefix}"
+audience = "{id}-api"
+{extra}
+
+[[users]]
+email = "user@{id}.test"
+password_hash = "{hash}"
+roles = ["user", "admin"]
+
+[[users]]
+email = "inactive@{id}.test"
+password_hash = "{hash}"
+active = false
+
+[[users]]
+email = "demo@{id}.test"
+password_hash = "{hash}"
+demo = true
+email_verified = false
+"#
+    )
+}
+
+/// Files of one gateway configuration, written into a directory.
+pub struct Setup {
+    pub server_extra: String,
+    pub tenants: Vec<(String, String)>,
+    pub dialects: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        Self {
+            server_extra: String::new(),
+            tenants: Vec::new(),
+            dialects: Vec::new(),
+        }
+    }
+
+    pub fn tenant(mut self, file_stem: &str, toml: String) -> Self {
+        self.tenants.push((file_stem.to_owned(), toml));
+        self
+    }
+
+    pub fn dialect(mut self, name: &str, toml: &str) -> Self {
+        self.dialects.push((name.to_owned(), toml.to_owned()));
+        self
+    }
+
+    pub fn server(mut self, extra: &str) -> Self {
+        self.server_extra.push_str(extra);
+        self.server_extra.push('\n');
+        self
+    }
+
+    /// Writes `polyauth.toml`, `tenants/` and `dialects/` under `dir`.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let config = dir.join("config");
+        std::fs::create_dir_all(config.join("tenants")).unwrap();
+        let dialects_line = if self.dialects.is_empty() {
+            String::new()
+        } else {
+            let dialects = dir.join("dialects");
+            std::fs::create_dir_all(&dialects).unwrap();
+            for (name, text) in &self.dialects {
+                std::fs::write(dialects.join(format!("{name}.toml")), text).unwrap();
+            }
+            format!("dialects_dir = {:?}\n", dialects.display().to_string())
+        };
+        let server = format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n{dialects_line}{}\n[store]\npath = {:?}\n",
+            self.server_extra,
+            dir.join("data/polyauth.redb").display().to_string(),
+        );
+        std::fs::write(config.join("polyauth.toml"), server).unwrap();
+        for (stem, text) in &self.tenants {
+            std::fs::write(config.join("tenants").join(format!("{stem}.toml")), text).unwrap();
+        }
+        config
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_address: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stopper: Stopper,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// Starts a gateway for `setup` in a fresh temp directory.
+    pub async fn spawn(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        setup.write(dir.path());
+        Self::start_in(dir).await
+    }
+
+    /// Starts a gateway on the configuration already written in `dir`.
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            polyauth::telemetry::init(polyauth::config::server::LogFormat::Text);
+        }
+        let loaded = polyauth::config::load(&dir.path().join("config")).unwrap();
+        let public = TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+        let app = Application::build_with_listeners(loaded, public, admin)
+            .await
+            .unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let admin_address = format!("http://127.0.0.1:{}", app.admin_port());
+        let stopper = app.stopper();
+        let server = tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            admin_address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            dir,
+            stopper,
+            server,
+        }
+    }
+
+    /// Stops the gateway gracefully and hands its directory back (to restart).
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.stopper.stop().await;
+        self.server.await.unwrap().unwrap();
+        self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in on a Pixyle tenant mounted at `prefix`; returns the body.
+    pub async fn pixyle_login(&self, prefix: &str, email: &str, password: &str) -> (u16, Value) {
+        let response = self
+            .post_json(
+                &format!("{prefix}/auth/v1/token"),
+                &serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// `/_polyauth/verify` of the tenant at `prefix` with a bearer token.
+    pub async fn verify(&self, prefix: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("{prefix}/_polyauth/verify")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, body)
+}
