@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// No lifetime, window or lock lasts longer: keeps time arithmetic far from overflow.
+const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// A duration written as a human string in a config or dialect file.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
@@ -37,6 +40,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
             return Err(serde::de::Error::custom(
                 "a duration must be longer than zero",
             ));
+        }
+        if duration > MAX {
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is longer than the 10 years a duration may last"
+            )));
         }
         Ok(Self(duration))
     }

@@ -206,7 +206,7 @@ fn validate_tenant(
         )
     })?;
     if let Some(prefix) = &config.path_prefix {
-        let valid = prefix.starts_with('/')
+        let valid = crate::dialect::is_plain_path(prefix)
             && prefix.len() > 1
             && !prefix.ends_with('/')
             && !prefix.contains("//")

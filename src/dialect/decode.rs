@@ -87,11 +87,21 @@ impl Problem {
     }
 }
 
-/// Decoded inputs, by engine name.
-#[derive(Debug, Default)]
+/// Decoded inputs, by engine name. Holds passwords and tokens: its `Debug`
+/// shows which inputs are present, never their values.
+#[derive(Default)]
 pub struct Inputs {
     text: HashMap<Input, String>,
     flags: HashMap<Input, bool>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("text", &self.text.keys().collect::<Vec<_>>())
+            .field("flags", &self.flags)
+            .finish()
+    }
 }
 
 impl Inputs {

@@ -80,6 +80,16 @@ fn usual_status(code: &str) -> u16 {
         .map_or(500, |(_, status, _)| *status)
 }
 
+/// A literal URL path: `/`, then segments of letters, digits and `-._~`.
+/// Nothing the router would read as a pattern (`{`, `}`, `*`).
+pub fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+}
+
 /// A status fit for forward-auth: a dialect that answers errors with 200
 /// (its code in the body) still gets the error's real status there.
 pub fn real_status(rendered: u16, code: &str) -> u16 {
@@ -535,10 +545,13 @@ fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
             format!("unsupported method `{}`", spec.method),
         ));
     }
-    if !spec.path.starts_with('/') || spec.path.contains("//") {
+    if !is_plain_path(&spec.path) {
         return Err((
             "path".into(),
-            format!("`{}` must start with one `/`", spec.path),
+            format!(
+                "`{}` must start with one `/` and hold only letters, digits and `-._~/`",
+                spec.path
+            ),
         ));
     }
 

@@ -51,8 +51,9 @@ pub enum EngineError {
     Forbidden,
     #[error("locked out for {retry_after:?}")]
     LockedOut { retry_after: Duration },
-    #[error(transparent)]
-    Unavailable(#[from] StoreError),
+    /// The store cannot answer, or the gateway is saturated.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -94,3 +95,9 @@ impl EngineError {
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(error.0)
+    }
+}

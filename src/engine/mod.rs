@@ -28,6 +28,8 @@ use tokens::{Claims, Expectation};
 
 /// Prefix of every API key polyauth issues; never a valid JWT.
 const API_KEY_PREFIX: &str = "pa_";
+/// Longest email address that can exist (RFC 5321 path limit).
+const MAX_EMAIL_LEN: usize = 254;
 
 /// A login by email and password.
 pub struct LoginRequest {
@@ -112,17 +114,26 @@ impl Engine {
     /// hashing; an unknown account is hashed against a dummy.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn login(&self, tenant: &Tenant, request: LoginRequest) -> EngineResult<Grant> {
-        let account = format!("acct:{}", tenant::normalize_email(&request.email));
-        let ip = request.client_ip.map(|ip| format!("ip:{ip}"));
-        self.reserve_attempts(tenant, &account, ip.as_deref())
+        let email = tenant::normalize_email(&request.email);
+        // No account has a longer address (RFC 5321): do not let one become a store key.
+        let account = (email.len() <= MAX_EMAIL_LEN).then(|| format!("acct:{email}"));
+        let ip = request.client_ip.map(address_key);
+        self.reserve_attempts(tenant, account.as_deref(), ip.as_deref())
             .await?;
 
-        let user = tenant.user_by_email(&request.email).cloned();
+        let user = account.and_then(|_| tenant.user_by_email(&email)).cloned();
         let hash = user.as_ref().map_or_else(
             || Arc::clone(&tenant.dummy_hash),
             |u| Arc::clone(&u.password_hash),
         );
-        let matches = self.hasher.verify(hash, request.password).await?;
+        let matches = self
+            .hasher
+            .verify(hash, request.password)
+            .await
+            .map_err(|e| match e {
+                password::HashError::Busy(_) => EngineError::Unavailable(e.to_string()),
+                password::HashError::Failed(_) => EngineError::Internal(e.into()),
+            })?;
         let user = match (user, matches) {
             (Some(user), true) => user,
             (user, _) => {
@@ -134,7 +145,7 @@ impl Engine {
             }
         };
         self.store
-            .lockout_release(&tenant.id, &account, true)
+            .lockout_release(&tenant.id, &format!("acct:{email}"), true)
             .await?;
         if let Some(ip) = &ip {
             self.store.lockout_release(&tenant.id, ip, false).await?;
@@ -150,13 +161,8 @@ impl Engine {
         } else {
             tenant.lifetimes.refresh
         };
-        let identity = Identity {
-            subject: user.id.clone(),
-            email: Some(user.email.clone()),
-            roles: user.roles.clone(),
-            company: user.company_id.clone(),
-        };
-        self.start_session(tenant, identity, refresh_ttl).await
+        self.start_session(tenant, Identity::of_user(&user), refresh_ttl)
+            .await
     }
 
     /// A company logs in by its registered id (no password).
@@ -167,7 +173,7 @@ impl Engine {
         company_id: &str,
         client_ip: Option<IpAddr>,
     ) -> EngineResult<Grant> {
-        let ip = client_ip.map(|ip| format!("ip:{ip}"));
+        let ip = client_ip.map(address_key);
         if let Some(ip) = &ip {
             self.reserve(tenant, ip).await?;
         }
@@ -177,18 +183,17 @@ impl Engine {
         if let Some(ip) = &ip {
             self.store.lockout_release(&tenant.id, ip, false).await?;
         }
-        let identity = Identity {
-            subject: company.id.clone(),
-            email: None,
-            roles: company.roles.clone(),
-            company: Some(company.id.clone()),
-        };
-        self.start_session(tenant, identity, tenant.lifetimes.refresh)
-            .await
+        self.start_session(
+            tenant,
+            Identity::of_company(company),
+            tenant.lifetimes.refresh,
+        )
+        .await
     }
 
     /// A refresh token in, a new access token out; with `rotate`, a new
     /// refresh token too, and the presented one can never be used again.
+    /// The new tokens carry the holder's current roles.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn refresh(
         &self,
@@ -197,27 +202,42 @@ impl Engine {
         rotate: bool,
     ) -> EngineResult<Grant> {
         let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
+        let identity = holder(tenant, &claims)?;
         let family = claims
             .sid
-            .clone()
+            .as_deref()
             .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
         let next_jti = rotate.then(new_id);
         match self
             .store
-            .family_use(&tenant.id, &family, &claims.jti, next_jti.as_deref())
+            .family_use(&tenant.id, family, &claims.jti, next_jti.as_deref())
             .await?
         {
             FamilyUse::Current => {}
             FamilyUse::Reused => {
                 tracing::warn!(tenant = %tenant.id, "rotated refresh token presented again; session revoked");
+                self.revoke_family(tenant, family, claims.exp).await?;
                 return Err(EngineError::InvalidToken(TokenProblem::Revoked));
             }
             FamilyUse::Dead => return Err(EngineError::InvalidToken(TokenProblem::Revoked)),
         }
         let now = unix_now();
-        let access_token = self.issue(tenant, &claims, TokenType::Access, new_id(), now)?;
+        let session = Session {
+            family,
+            refresh_exp: claims.exp,
+        };
+        let access_token = self.issue(
+            tenant,
+            &identity,
+            &session,
+            TokenType::Access,
+            new_id(),
+            now,
+        )?;
         let refresh_token = match next_jti {
-            Some(jti) => Some(self.issue(tenant, &claims, TokenType::Refresh, jti, now)?),
+            Some(jti) => {
+                Some(self.issue(tenant, &identity, &session, TokenType::Refresh, jti, now)?)
+            }
             None => None,
         };
         Ok(Grant {
@@ -226,9 +246,9 @@ impl Engine {
             expires_in: tenant.lifetimes.access.as_secs(),
             refresh_expires_in: Some(claims.exp.saturating_sub(now)),
             api_key: None,
-            subject: claims.sub,
-            email: claims.email,
-            company_id: claims.cid,
+            subject: identity.subject,
+            email: identity.email,
+            company_id: identity.company,
         })
     }
 
@@ -243,36 +263,15 @@ impl Engine {
         kind: CredentialKind,
         scope: RevokeScope,
     ) -> EngineResult<()> {
-        let claims = match kind {
-            CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh)?,
-            CredentialKind::AnyToken => match self.check_token(tenant, token, TokenType::Access) {
-                Err(EngineError::InvalidToken(TokenProblem::WrongType)) => {
-                    self.check_token(tenant, token, TokenType::Refresh)?
-                }
-                other => other?,
-            },
-            _ => self.check_token(tenant, token, TokenType::Access)?,
-        };
-        self.ensure_active(tenant, &claims).await?;
+        let (claims, _) = self.authenticate(tenant, token, kind).await?;
+        if claims.typ == TokenType::Access {
+            self.store
+                .revoke_token(&tenant.id, &claims.jti, claims.exp)
+                .await?;
+        }
         let whole_family = claims.typ == TokenType::Refresh || scope == RevokeScope::Session;
-        match (&claims.sid, whole_family) {
-            (Some(family), true) => {
-                // The family lives as long as its refresh tokens can.
-                let until = claims
-                    .exp
-                    .max(unix_now() + tenant.lifetimes.remember_refresh.as_secs());
-                self.store.family_revoke(&tenant.id, family, until).await?;
-                if claims.typ == TokenType::Access {
-                    self.store
-                        .revoke_token(&tenant.id, &claims.jti, claims.exp)
-                        .await?;
-                }
-            }
-            _ => {
-                self.store
-                    .revoke_token(&tenant.id, &claims.jti, claims.exp)
-                    .await?
-            }
+        if let (Some(family), true) = (&claims.sid, whole_family) {
+            self.revoke_family(tenant, family, claims.exp).await?;
         }
         Ok(())
     }
@@ -285,13 +284,14 @@ impl Engine {
         tenant: &Tenant,
         access_token: &str,
     ) -> EngineResult<ApiKey> {
-        let claims = self.check_token(tenant, access_token, TokenType::Access)?;
-        self.ensure_active(tenant, &claims).await?;
+        let (_, identity) = self
+            .authenticate(tenant, access_token, CredentialKind::AccessToken)
+            .await?;
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
         let record = ApiKeyRecord {
-            subject: claims.sub.clone(),
+            subject: identity.subject.clone(),
             created_at: unix_now(),
         };
         self.store
@@ -299,8 +299,8 @@ impl Engine {
             .await?;
         Ok(ApiKey {
             key,
-            subject: claims.sub,
-            email: claims.email,
+            subject: identity.subject,
+            email: identity.email,
         })
     }
 
@@ -313,56 +313,77 @@ impl Engine {
         kind: CredentialKind,
         company: Option<&str>,
     ) -> EngineResult<Principal> {
-        if credential.is_empty() {
-            return Err(EngineError::MissingToken);
-        }
         let as_api_key = match kind {
             CredentialKind::ApiKey => true,
             CredentialKind::AccessTokenOrApiKey => !looks_like_jwt(credential),
             _ => false,
         };
-        let principal = if as_api_key {
+        let identity = if credential.is_empty() {
+            return Err(EngineError::MissingToken);
+        } else if as_api_key {
             self.verify_api_key(tenant, credential).await?
         } else {
-            let claims = self.check_token(tenant, credential, TokenType::Access)?;
-            self.ensure_active(tenant, &claims).await?;
-            Principal {
-                tenant: tenant.id.clone(),
-                subject: claims.sub,
-                email: claims.email,
-                roles: claims.roles,
-                company: claims.cid,
-            }
+            self.authenticate(tenant, credential, CredentialKind::AccessToken)
+                .await?
+                .1
         };
-        match company {
-            Some(expected) if principal.company.as_deref() != Some(expected) => {
-                Err(EngineError::Forbidden)
-            }
-            _ => Ok(principal),
+        if company.is_some_and(|expected| identity.company.as_deref() != Some(expected)) {
+            return Err(EngineError::Forbidden);
         }
+        Ok(Principal {
+            tenant: tenant.id.clone(),
+            subject: identity.subject,
+            email: identity.email,
+            roles: identity.roles,
+            company: identity.company,
+        })
     }
 
-    async fn verify_api_key(&self, tenant: &Tenant, key: &str) -> EngineResult<Principal> {
-        let invalid = EngineError::InvalidToken(TokenProblem::Invalid);
+    async fn verify_api_key(&self, tenant: &Tenant, key: &str) -> EngineResult<Identity> {
+        let invalid = || EngineError::InvalidToken(TokenProblem::Invalid);
         if !key.starts_with(API_KEY_PREFIX) {
-            return Err(invalid);
+            return Err(invalid());
         }
         let record = self
             .store
             .api_key_get(&tenant.id, &api_key_hash(key))
             .await?
-            .ok_or(invalid)?;
+            .ok_or_else(invalid)?;
         let user = tenant
             .user_by_id(&record.subject)
             .filter(|u| u.active)
-            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
-        Ok(Principal {
-            tenant: tenant.id.clone(),
-            subject: user.id.clone(),
-            email: Some(user.email.clone()),
-            roles: user.roles.clone(),
-            company: user.company_id.clone(),
-        })
+            .ok_or_else(invalid)?;
+        Ok(Identity::of_user(user))
+    }
+
+    /// A token of the kind asked for, signed by the tenant, whose holder
+    /// still exists and which is not revoked. Fails closed: a store that
+    /// cannot answer makes the token unusable.
+    async fn authenticate(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        kind: CredentialKind,
+    ) -> EngineResult<(Claims, Identity)> {
+        let claims = match kind {
+            CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh)?,
+            CredentialKind::AnyToken => match self.check_token(tenant, token, TokenType::Access) {
+                Err(EngineError::InvalidToken(TokenProblem::WrongType)) => {
+                    self.check_token(tenant, token, TokenType::Refresh)?
+                }
+                other => other?,
+            },
+            _ => self.check_token(tenant, token, TokenType::Access)?,
+        };
+        let identity = holder(tenant, &claims)?;
+        match self
+            .store
+            .token_state(&tenant.id, &claims.jti, claims.sid.as_deref())
+            .await?
+        {
+            TokenState::Active => Ok((claims, identity)),
+            TokenState::Revoked => Err(EngineError::InvalidToken(TokenProblem::Revoked)),
+        }
     }
 
     fn check_token(&self, tenant: &Tenant, token: &str, typ: TokenType) -> EngineResult<Claims> {
@@ -378,16 +399,16 @@ impl Engine {
         tokens::verify(&tenant.keys, token, &expect).map_err(EngineError::InvalidToken)
     }
 
-    /// Fails closed: a store that cannot answer makes the token unusable.
-    async fn ensure_active(&self, tenant: &Tenant, claims: &Claims) -> EngineResult<()> {
-        match self
-            .store
-            .token_state(&tenant.id, &claims.jti, claims.sid.as_deref())
-            .await?
-        {
-            TokenState::Active => Ok(()),
-            TokenState::Revoked => Err(EngineError::InvalidToken(TokenProblem::Revoked)),
-        }
+    /// Revokes a session. The record must outlive both the family's refresh
+    /// tokens and the last access token minted from it.
+    async fn revoke_family(
+        &self,
+        tenant: &Tenant,
+        family: &str,
+        refresh_exp: u64,
+    ) -> EngineResult<()> {
+        let until = refresh_exp.max(unix_now().saturating_add(tenant.lifetimes.access.as_secs()));
+        Ok(self.store.family_revoke(&tenant.id, family, until).await?)
     }
 
     /// Reserves an attempt on the account and on the client address. Both
@@ -396,10 +417,13 @@ impl Engine {
     async fn reserve_attempts(
         &self,
         tenant: &Tenant,
-        account: &str,
+        account: Option<&str>,
         ip: Option<&str>,
     ) -> EngineResult<()> {
-        let on_account = self.reserve(tenant, account).await;
+        let on_account = match account {
+            Some(account) => self.reserve(tenant, account).await,
+            None => Ok(()),
+        };
         let on_ip = match ip {
             Some(ip) => self.reserve(tenant, ip).await,
             None => Ok(()),
@@ -407,9 +431,11 @@ impl Engine {
         match (on_account, on_ip) {
             (Ok(()), Ok(())) => Ok(()),
             (Ok(()), Err(refused)) => {
-                self.store
-                    .lockout_release(&tenant.id, account, false)
-                    .await?;
+                if let Some(account) = account {
+                    self.store
+                        .lockout_release(&tenant.id, account, false)
+                        .await?;
+                }
                 Err(refused)
             }
             (Err(refused), Ok(())) => {
@@ -444,69 +470,76 @@ impl Engine {
         let now = unix_now();
         let family = new_id();
         let refresh_jti = new_id();
-        let refresh_exp = now + refresh_ttl.as_secs();
-        let template = Claims {
-            iss: tenant.issuer.clone(),
-            aud: tenant.audience.clone(),
-            sub: identity.subject,
-            iat: now,
-            nbf: now,
-            exp: refresh_exp,
-            jti: String::new(),
-            typ: TokenType::Refresh,
-            tid: tenant.id.clone(),
-            sid: Some(family.clone()),
-            email: identity.email,
-            roles: identity.roles,
-            cid: identity.company,
+        let session = Session {
+            family: &family,
+            refresh_exp: now.saturating_add(refresh_ttl.as_secs()),
         };
         self.store
-            .family_start(&tenant.id, &family, &refresh_jti, refresh_exp)
+            .family_start(&tenant.id, &family, &refresh_jti, session.refresh_exp)
             .await?;
-        let refresh_token = self.issue(tenant, &template, TokenType::Refresh, refresh_jti, now)?;
-        let access_token = self.issue(tenant, &template, TokenType::Access, new_id(), now)?;
+        let refresh_token = self.issue(
+            tenant,
+            &identity,
+            &session,
+            TokenType::Refresh,
+            refresh_jti,
+            now,
+        )?;
+        let access_token = self.issue(
+            tenant,
+            &identity,
+            &session,
+            TokenType::Access,
+            new_id(),
+            now,
+        )?;
         Ok(Grant {
             access_token,
             refresh_token: Some(refresh_token),
             expires_in: tenant.lifetimes.access.as_secs(),
             refresh_expires_in: Some(refresh_ttl.as_secs()),
             api_key: None,
-            subject: template.sub,
-            email: template.email,
-            company_id: template.cid,
+            subject: identity.subject,
+            email: identity.email,
+            company_id: identity.company,
         })
     }
 
-    /// Signs a token of `typ` for the identity in `base`. A refresh token
-    /// keeps its family's end; an access token lives `access` from now.
+    /// Signs a token of `typ` for `identity` in `session`. A refresh token
+    /// ends with its family; an access token lives `access` from now.
     fn issue(
         &self,
         tenant: &Tenant,
-        base: &Claims,
+        identity: &Identity,
+        session: &Session<'_>,
         typ: TokenType,
         jti: String,
         now: u64,
     ) -> EngineResult<String> {
         let exp = match typ {
-            TokenType::Access => now + tenant.lifetimes.access.as_secs(),
-            TokenType::Refresh => base.exp,
+            TokenType::Access => now.saturating_add(tenant.lifetimes.access.as_secs()),
+            TokenType::Refresh => session.refresh_exp,
         };
         let claims = Claims {
+            iss: tenant.issuer.clone(),
+            aud: tenant.audience.clone(),
+            sub: identity.subject.clone(),
             iat: now,
             nbf: now,
             exp,
             jti,
             typ,
-            ..base.clone()
+            tid: tenant.id.clone(),
+            sid: Some(session.family.to_owned()),
+            email: identity.email.clone(),
+            roles: identity.roles.clone(),
+            cid: identity.company.clone(),
         };
-        Ok(tokens::sign(
-            &tenant.keys,
-            &claims,
-            &serde_json::Map::new(),
-        )?)
+        Ok(tokens::sign(&tenant.keys, &claims)?)
     }
 }
 
+/// Who a token or key stands for, as the tenant's configuration says now.
 struct Identity {
     subject: String,
     email: Option<String>,
@@ -514,13 +547,68 @@ struct Identity {
     company: Option<String>,
 }
 
+impl Identity {
+    fn of_user(user: &tenant::User) -> Self {
+        Self {
+            subject: user.id.clone(),
+            email: Some(user.email.clone()),
+            roles: user.roles.clone(),
+            company: user.company_id.clone(),
+        }
+    }
+
+    fn of_company(company: &tenant::Company) -> Self {
+        Self {
+            subject: company.id.clone(),
+            email: None,
+            roles: company.roles.clone(),
+            company: Some(company.id.clone()),
+        }
+    }
+}
+
+/// A refresh family and the end of its refresh tokens.
+struct Session<'a> {
+    family: &'a str,
+    refresh_exp: u64,
+}
+
+/// The holder of a token must still exist and be active: removing or
+/// deactivating an account ends its sessions at once.
+fn holder(tenant: &Tenant, claims: &Claims) -> EngineResult<Identity> {
+    let company_login = claims.cid.as_deref() == Some(claims.sub.as_str());
+    let identity = if company_login {
+        tenant.company(&claims.sub).map(Identity::of_company)
+    } else {
+        tenant
+            .user_by_id(&claims.sub)
+            .filter(|u| u.active)
+            .map(|u| Identity::of_user(u))
+    };
+    identity.ok_or(EngineError::InvalidToken(TokenProblem::Invalid))
+}
+
+/// The lockout counter of a client address; IPv6 clients are counted per
+/// /64, the block one host usually holds.
+fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => format!("ip:{v4}"),
+    }
+}
+
 /// Of two refusals, the one that lasts longer (a store failure wins).
 fn longer_lock(a: EngineError, b: EngineError) -> EngineError {
     match (&a, &b) {
-        (EngineError::LockedOut { retry_after: x }, EngineError::LockedOut { retry_after: y })
-            if y > x =>
-        {
-            b
+        (EngineError::LockedOut { retry_after: x }, EngineError::LockedOut { retry_after: y }) => {
+            if y > x {
+                b
+            } else {
+                a
+            }
         }
         (EngineError::LockedOut { .. }, _) => b,
         _ => a,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
@@ -65,6 +64,19 @@ pub fn hash_password(password: &SecretString, params: Params) -> anyhow::Result<
     Ok(hash.to_string())
 }
 
+/// How long a login waits for a hashing slot before it is answered
+/// `unavailable`: under a flood, queues stay short instead of growing forever.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a verification did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("every hashing slot stayed busy for {0:?}")]
+    Busy(std::time::Duration),
+    #[error("argon2 task failed: {0}")]
+    Failed(String),
+}
+
 /// Runs argon2 verifications, at most `max_concurrent` at once, each on the
 /// blocking pool. The permit is taken before the blocking task is spawned, so
 /// waiting logins queue here and do not occupy blocking threads.
@@ -82,12 +94,11 @@ impl Hasher {
 
     /// `true` when `password` matches `phc`. A malformed hash verifies as false.
     #[tracing::instrument(name = "argon2_verify", skip_all)]
-    pub async fn verify(&self, phc: Arc<str>, password: SecretString) -> anyhow::Result<bool> {
-        let _permit = self
-            .permits
-            .acquire()
+    pub async fn verify(&self, phc: Arc<str>, password: SecretString) -> Result<bool, HashError> {
+        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
             .await
-            .context("hashing pool closed")?;
+            .map_err(|_| HashError::Busy(QUEUE_WAIT))?
+            .map_err(|e| HashError::Failed(e.to_string()))?;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
@@ -101,7 +112,7 @@ impl Hasher {
         })
         .in_current_span()
         .await
-        .context("argon2 task failed")
+        .map_err(|e| HashError::Failed(e.to_string()))
     }
 }
 

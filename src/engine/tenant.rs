@@ -86,12 +86,7 @@ impl Tenant {
                 (c.id.clone(), company)
             })
             .collect();
-        // The dummy uses the parameters real accounts use, so timing matches.
-        let params = config
-            .users
-            .first()
-            .and_then(|u| password::validate_phc(&u.password_hash).ok())
-            .unwrap_or_else(password::default_params);
+        let params = dummy_params(config);
         let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
         let dummy_hash = hash_password(&filler, params)?.into();
         Ok(Self {
@@ -129,4 +124,35 @@ impl Tenant {
 /// Email matching is case-insensitive.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+/// The argon2 parameters most of the tenant's accounts use, so that an
+/// unknown account costs what a known one does. Accounts hashed with other
+/// parameters take measurably different time: say so at startup.
+fn dummy_params(config: &TenantConfig) -> argon2::Params {
+    let mut counts: Vec<(argon2::Params, usize)> = Vec::new();
+    for user in &config.users {
+        let Ok(params) = password::validate_phc(&user.password_hash) else {
+            continue;
+        };
+        let same = |p: &argon2::Params| {
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                == (params.m_cost(), params.t_cost(), params.p_cost())
+        };
+        match counts.iter_mut().find(|(p, _)| same(p)) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((params, 1)),
+        }
+    }
+    if counts.len() > 1 {
+        tracing::warn!(
+            tenant = %config.id,
+            parameter_sets = counts.len(),
+            "accounts use different argon2 parameters: login time can tell them apart; rehash them alike"
+        );
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(password::default_params, |(p, _)| p)
 }

@@ -52,22 +52,12 @@ pub struct Expectation<'a> {
     pub typ: TokenType,
 }
 
-/// Signs `claims` (plus any dialect claims) with the tenant's signing key.
-pub fn sign(
-    keys: &KeySet,
-    claims: &Claims,
-    extra: &serde_json::Map<String, serde_json::Value>,
-) -> anyhow::Result<String> {
+/// Signs `claims` with the tenant's signing key, naming it in `kid`.
+pub fn sign(keys: &KeySet, claims: &Claims) -> anyhow::Result<String> {
     let key = keys.signing();
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
-    let mut body = serde_json::to_value(claims)?;
-    if let Some(object) = body.as_object_mut() {
-        for (name, value) in extra {
-            object.entry(name.clone()).or_insert_with(|| value.clone());
-        }
-    }
-    Ok(jsonwebtoken::encode(&header, &body, &key.encoding)?)
+    Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
 }
 
 /// Verifies signature, algorithm, issuer, audience, tenant, time and type.

@@ -99,11 +99,10 @@ impl Application {
         let public = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(public_gateway.clone())
-                .app_data(web::PayloadConfig::new(public_gateway.max_body_bytes))
                 .wrap(from_fn(access_log));
             // Host matches first, then the longest prefix.
-            for context in contexts.iter().map(|(c, _)| c) {
-                let hosts = &context_hosts(&contexts, context);
+            for (context, config) in contexts.iter() {
+                let hosts = &config.hosts;
                 if let Some(first) = hosts.first() {
                     let mut any = guard::Any(guard::Host(first.clone()));
                     for host in &hosts[1..] {
@@ -194,17 +193,6 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     })
-}
-
-fn context_hosts(
-    contexts: &[(Arc<TenantContext>, crate::config::TenantConfig)],
-    context: &Arc<TenantContext>,
-) -> Vec<String> {
-    contexts
-        .iter()
-        .find(|(c, _)| Arc::ptr_eq(c, context))
-        .map(|(_, config)| config.hosts.clone())
-        .unwrap_or_default()
 }
 
 async fn build_tenant(

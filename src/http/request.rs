@@ -65,50 +65,80 @@ pub enum BodyError {
     Broken,
 }
 
-/// Reads the body up to `limit` bytes, refusing early on a large
-/// `Content-Length`.
+/// An oversized body up to this size is read and thrown away before the 413
+/// goes out: a client still sending when the connection closes would see a
+/// reset instead of the answer. Larger ones are cut off at once.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Reads the body up to `limit` bytes.
 pub async fn read_body(
     req: &HttpRequest,
-    payload: Payload,
+    mut payload: Payload,
     limit: usize,
 ) -> Result<Bytes, BodyError> {
+    use futures_util::StreamExt;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(BodyError::TooLarge);
     }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(BodyError::Broken),
-        Err(_) => Err(BodyError::TooLarge),
+    let mut body = actix_web::web::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > DRAIN_LIMIT {
+            return Err(BodyError::TooLarge);
+        }
+        if seen <= limit {
+            body.extend_from_slice(&chunk);
+        }
     }
+    if seen > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(body.freeze())
 }
 
-/// The client's address: the peer, or, when the peer is a trusted proxy, the
-/// right-most address of `X-Forwarded-For` that is not itself trusted.
+/// The client's address: the peer, or, when the peer is a trusted proxy,
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// Only entries appended by trusted proxies are believed: the walk stops at
+/// the first entry it cannot read, so a client cannot hide behind garbage.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    let peer = req.peer_addr()?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = req
+    let forwarded: Vec<String> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer),
-    )
+    let mut client = peer;
+    for entry in forwarded.iter().flat_map(|v| v.split(',')).rev() {
+        match parse_forwarded(entry) {
+            Some(ip) if is_trusted(&ip) => client = ip,
+            Some(ip) => return Some(ip),
+            None => return Some(client),
+        }
+    }
+    Some(client)
+}
+
+/// An `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    entry
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|addr| addr.ip().to_canonical())
 }
 
 /// A header value as text, if present and readable.
@@ -141,5 +171,68 @@ pub fn to_http(response: Response) -> HttpResponse {
             .content_type("application/json")
             .body(serde_json::to_vec(&body).unwrap_or_default()),
         None => builder.finish(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn ip_of(peer: &str, forwarded: Option<&[u8]>) -> IpAddr {
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let mut req = TestRequest::default().peer_addr(peer.parse().unwrap());
+        if let Some(value) = forwarded {
+            req = req.insert_header(("x-forwarded-for", HeaderValue::from_bytes(value).unwrap()));
+        }
+        client_ip(&req.to_http_request(), &trusted).unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(
+            ip_of("203.0.113.9:1", Some(b"198.51.100.1")),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_entry_is_the_client() {
+        let client = "198.51.100.1".parse::<IpAddr>().unwrap();
+        assert_eq!(ip_of("127.0.0.1:1", Some(b"198.51.100.1")), client);
+        assert_eq!(
+            ip_of("127.0.0.1:1", Some(b"6.6.6.6, 198.51.100.1, 10.1.2.3")),
+            client
+        );
+        assert_eq!(ip_of("127.0.0.1:1", Some(b"198.51.100.1:4711")), client);
+        assert_eq!(
+            ip_of("127.0.0.1:1", Some(b"[2001:db8::1]:443")),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_a_client_sends_cannot_hide_it() {
+        let client = "198.51.100.1".parse::<IpAddr>().unwrap();
+        // Bytes that are not text, or not an address, left of what the proxy appended.
+        assert_eq!(
+            ip_of("127.0.0.1:1", Some(b"\xff\xfe, 198.51.100.1")),
+            client
+        );
+        assert_eq!(ip_of("127.0.0.1:1", Some(b"unknown, 198.51.100.1")), client);
+        // An unreadable entry appended by a trusted hop: fall back to that hop.
+        assert_eq!(
+            ip_of("127.0.0.1:1", Some(b"198.51.100.1, garbage")),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            ip_of("127.0.0.1:1", None),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

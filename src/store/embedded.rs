@@ -235,6 +235,24 @@ impl Store for EmbeddedStore {
         let jti = jti.to_owned();
         let next = next.map(str::to_owned);
         self.run(move |db| {
+            if next.is_none() {
+                // Presenting the current token without rotating changes nothing:
+                // answer from a read, and write only to mark a reuse.
+                let txn = db.begin_read()?;
+                let table = txn.open_table(FAMILIES)?;
+                let record: Option<FamilyRecord> = table
+                    .get(k.as_str())?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                match record {
+                    None => return Ok(FamilyUse::Dead),
+                    Some(r) if r.revoked || r.expires_at < unix_now() => {
+                        return Ok(FamilyUse::Dead);
+                    }
+                    Some(r) if r.current == jti => return Ok(FamilyUse::Current),
+                    Some(_) => {}
+                }
+            }
             // One write transaction at a time: the check and the rotation are atomic.
             let txn = db.begin_write()?;
             let Some(mut record) = read_json::<FamilyRecord>(&txn, FAMILIES, &k)? else {
@@ -402,6 +420,14 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// An unreadable record is kept (reading it keeps failing closed) but no
+/// longer stops the sweep of the others.
+fn readable<T>(record: Result<T, DbError>, entry: &str) -> Option<T> {
+    record
+        .map_err(|e| tracing::warn!(error = %e.0, entry = %entry.replace(SEP, "/"), "unreadable store record kept"))
+        .ok()
+}
+
 fn spawn_sweeper(db: Weak<Database>) {
     let spawned = std::thread::Builder::new()
         .name("polyauth-store-sweeper".into())
@@ -441,11 +467,13 @@ fn sweep(db: &Database, now: u64) -> Result<usize, DbError> {
             let ended = match table {
                 "revoked" => revoked.get(k)?.is_some_and(|v| v.value() < now),
                 "families" => match families.get(k)? {
-                    Some(v) => decode::<FamilyRecord>(v.value())?.expires_at < now,
+                    Some(v) => readable(decode::<FamilyRecord>(v.value()), &entry)
+                        .is_some_and(|r| r.expires_at < now),
                     None => false,
                 },
                 "lockout" => match lockout.get(k)? {
-                    Some(v) => decode::<LockoutRecord>(v.value())?.ends_at() < now,
+                    Some(v) => readable(decode::<LockoutRecord>(v.value()), &entry)
+                        .is_some_and(|r| r.ends_at() < now),
                     None => false,
                 },
                 _ => false,

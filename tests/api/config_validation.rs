@@ -381,3 +381,33 @@ fn dialect_file_with_unknown_placeholder_is_rejected() {
         "wrong problem in: {error}"
     );
 }
+
+#[test]
+fn a_duration_beyond_ten_years_is_rejected() {
+    let error = error_of(tenant_with("[lockout]\nlock_for = \"600000000y\""));
+    assert_error(&error, "t.toml", "lockout.lock_for", "10 years");
+}
+
+#[test]
+fn path_prefix_with_pattern_characters_is_rejected() {
+    for prefix in ["/{tenant}", "/a*", "/a b", "/a%20"] {
+        let error = prefix_error(prefix);
+        assert_error(&error, "t.toml", "path_prefix", "must look like `/name`");
+    }
+}
+
+#[test]
+fn dialect_route_paths_with_pattern_characters_are_rejected() {
+    for path in ["/auth/v1/{token", "/auth/{}", "/auth/*", "auth/v1/token"] {
+        let broken = PIXYLE_DIALECT
+            .replace(r#"name = "pixyle""#, r#"name = "broken""#)
+            .replacen("\"/auth/v1/token\"", &format!("{path:?}"), 1);
+        let error = error_of(tenant_with("").dialect("broken", &broken));
+        assert_error(
+            &error,
+            "broken.toml",
+            "routes[0].path",
+            "must start with one `/`",
+        );
+    }
+}

@@ -128,6 +128,36 @@ async fn revocations_and_keys_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn deactivating_an_account_ends_its_sessions() {
+    let app = TestApp::spawn(Setup::new().tenant("a", pixyle_tenant("a", "/a", ""))).await;
+    let (_, login) = app.pixyle_login("/a", "user@a.test", PASSWORD).await;
+    let dir = app.stop().await;
+    // The operator flips the account to inactive and restarts.
+    let file = dir.path().join("config/tenants/a.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let deactivated = text.replacen(
+        "email = \"user@a.test\"",
+        "email = \"user@a.test\"\nactive = false",
+        1,
+    );
+    std::fs::write(&file, deactivated).unwrap();
+    let app = TestApp::start_in(dir).await;
+    let access = login["access_token"].as_str().unwrap();
+    assert_eq!(app.verify("/a", access).await.status(), 401);
+    let refresh = app
+        .client
+        .post(app.url("/a/auth/v1/refresh"))
+        .bearer_auth(login["refresh_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(refresh).await,
+        (401, json!({"error": "Invalid token"}))
+    );
+}
+
+#[tokio::test]
 async fn lockout_counters_survive_a_restart() {
     let lockout = "[lockout]\nmax_failures = 2";
     let app = TestApp::spawn(Setup::new().tenant("a", pixyle_tenant("a", "/a", lockout))).await;
