@@ -146,8 +146,12 @@ pub fn decode(
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect()
         }
+        Encoding::Multipart => multipart_fields(content_type.unwrap_or_default(), body)?
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
     };
-    let from_form = encoding == Encoding::Form;
+    let from_form = matches!(encoding, Encoding::Form | Encoding::Multipart);
 
     let missing: Vec<String> = fields
         .iter()
@@ -193,11 +197,44 @@ pub fn decode(
     Ok(inputs)
 }
 
+/// The text parts of a `multipart/form-data` body, in order. A file part
+/// (one with a `filename`), a part without a name, a part that is not
+/// UTF-8, or a body that does not parse is [`Problem::InvalidBody`].
+fn multipart_fields(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>, Problem> {
+    use futures_util::FutureExt as _;
+    let boundary = multer::parse_boundary(content_type).map_err(|_| Problem::InvalidBody)?;
+    let chunk = body.to_vec();
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(chunk) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let read = async move {
+        let mut fields = Vec::new();
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|_| Problem::InvalidBody)?
+        {
+            if field.file_name().is_some() {
+                return Err(Problem::InvalidBody);
+            }
+            let name = field.name().ok_or(Problem::InvalidBody)?.to_owned();
+            let bytes = field.bytes().await.map_err(|_| Problem::InvalidBody)?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| Problem::InvalidBody)?;
+            fields.push((name, text));
+        }
+        Ok(fields)
+    };
+    // The whole body is already in memory, so the parser never waits; a
+    // pending answer would mean a body it cannot finish reading.
+    read.now_or_never().unwrap_or(Err(Problem::InvalidBody))
+}
+
 fn encoding_of(content_type: &str) -> Option<Encoding> {
     let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Some(Encoding::Json),
         "application/x-www-form-urlencoded" => Some(Encoding::Form),
+        "multipart/form-data" => Some(Encoding::Multipart),
         other if other.starts_with("application/") && other.ends_with("+json") => {
             Some(Encoding::Json)
         }
@@ -287,5 +324,55 @@ mod tests {
             b"{}",
         );
         assert_eq!(plain.unwrap_err(), Problem::UnsupportedEncoding);
+    }
+
+    fn multipart(body: &str) -> Result<Inputs, Problem> {
+        decode(
+            &[Encoding::Multipart],
+            &login_fields(),
+            false,
+            Some("multipart/form-data; boundary=XyZ"),
+            body.replace('\n', "\r\n").as_bytes(),
+        )
+    }
+
+    #[test]
+    fn reads_multipart_text_parts() {
+        let inputs = multipart(
+            "--XyZ\nContent-Disposition: form-data; name=\"email\"\n\na@b.c\n\
+             --XyZ\nContent-Disposition: form-data; name=\"password\"\n\npw\n\
+             --XyZ\nContent-Disposition: form-data; name=\"permanent_login\"\n\ntrue\n--XyZ--\n",
+        )
+        .unwrap();
+        assert_eq!(inputs.text(Input::Email), Some("a@b.c"));
+        assert_eq!(inputs.text(Input::Password), Some("pw"));
+        assert!(inputs.flag(Input::Remember));
+    }
+
+    #[test]
+    fn refuses_file_parts_and_broken_multipart() {
+        let file = multipart(
+            "--XyZ\nContent-Disposition: form-data; name=\"email\"; filename=\"e.txt\"\n\
+             Content-Type: text/plain\n\na@b.c\n--XyZ--\n",
+        );
+        assert_eq!(file.unwrap_err(), Problem::InvalidBody);
+        let unterminated =
+            multipart("--XyZ\nContent-Disposition: form-data; name=\"email\"\n\na@b.c");
+        assert_eq!(unterminated.unwrap_err(), Problem::InvalidBody);
+        assert_eq!(multipart("garbage").unwrap_err(), Problem::InvalidBody);
+        let missing =
+            multipart("--XyZ\nContent-Disposition: form-data; name=\"email\"\n\na@b.c\n--XyZ--\n");
+        assert_eq!(
+            missing.unwrap_err(),
+            Problem::MissingFields(vec!["password".into()])
+        );
+        let no_boundary = decode(
+            &[Encoding::Multipart],
+            &login_fields(),
+            false,
+            Some("multipart/form-data"),
+            b"--XyZ--",
+        );
+        assert_eq!(no_boundary.unwrap_err(), Problem::InvalidBody);
     }
 }

@@ -20,7 +20,10 @@ use crate::config::ConfigError;
 use crate::engine::{CredentialKind, EngineError, RevokeScope};
 
 /// The built-in dialect files, compiled into the binary.
-const BUILTIN: &[(&str, &str)] = &[("pixyle", include_str!("../../dialects/pixyle.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("pixyle", include_str!("../../dialects/pixyle.toml")),
+    ("visualyze", include_str!("../../dialects/visualyze.toml")),
+];
 
 /// Every error code a dialect can answer: its usual HTTP status and the
 /// message `{{message}}` takes when the dialect gives no text of its own.
@@ -88,6 +91,142 @@ pub fn is_plain_path(path: &str) -> bool {
         && path
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+}
+
+/// Checks a route path and gives the router's pattern for it: literal
+/// segments as [`is_plain_path`] allows, and whole `{name}` segments for
+/// names declared in `[params]`, which become `{name:regex}`.
+fn route_pattern(path: &str, params: &BTreeMap<String, String>) -> Result<String, String> {
+    let shape = || {
+        format!(
+            "`{path}` must start with one `/` and hold only letters, digits and `-._~/`, \
+             or whole `{{name}}` segments declared in `[params]`"
+        )
+    };
+    if !path.starts_with('/') || path.contains("//") {
+        return Err(shape());
+    }
+    let mut pattern = String::new();
+    let mut used: Vec<&str> = Vec::new();
+    for segment in path[1..].split('/') {
+        pattern.push('/');
+        let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+            if !is_plain_path(&format!("/{segment}")) {
+                return Err(shape());
+            }
+            pattern.push_str(segment);
+            continue;
+        };
+        if !is_param_name(name) {
+            return Err(shape());
+        }
+        let regex = params
+            .get(name)
+            .ok_or_else(|| format!("`{{{name}}}` in `{path}` is not declared in `[params]`"))?;
+        if used.contains(&name) {
+            return Err(format!("`{{{name}}}` appears twice in `{path}`"));
+        }
+        used.push(name);
+        pattern.push_str(&format!("{{{name}:{regex}}}"));
+    }
+    Ok(pattern)
+}
+
+fn is_param_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks the `[params]` table. A regex may use only a subset the gateway
+/// can vouch for: it can never match `/` (a parameter stays within its
+/// segment) nor unbalance the router's `{name:regex}` braces. It is then
+/// compiled by the same engine as the router's (`regex-lite`).
+fn check_params(params: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    for (name, regex) in params {
+        let key = format!("params.{name}");
+        if !is_param_name(name) {
+            return Err((
+                key,
+                "a parameter name is letters, digits and `_`, not starting with a digit".into(),
+            ));
+        }
+        check_param_regex(regex).map_err(|e| (key.clone(), e))?;
+        regex_lite::Regex::new(&format!("^(?P<{name}>{regex})$"))
+            .map_err(|e| (key, format!("`{regex}` is not a valid regex: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_param_regex(regex: &str) -> Result<(), String> {
+    let refuse = |what: String| {
+        Err(format!(
+            "{what} in `{regex}`: a parameter regex may hold letters, digits, `-_~`, \
+             classes `[...]` of those and `.`, groups `(...)`/`(?:...)`, `|`, and `? * + {{m,n}}`"
+        ))
+    };
+    if regex.is_empty() {
+        return refuse("nothing".into());
+    }
+    let is_literal = |c: char| c.is_ascii_alphanumeric() || "-_~".contains(c);
+    let mut chars = regex.chars().peekable();
+    let mut depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            c if is_literal(c) || "|?*+".contains(c) => {}
+            '(' => {
+                depth += 1;
+                if chars.peek() == Some(&'?') {
+                    chars.next();
+                    if chars.next() != Some(':') {
+                        return refuse("a group other than `(?:`".into());
+                    }
+                }
+            }
+            ')' => {
+                depth = match depth.checked_sub(1) {
+                    Some(d) => d,
+                    None => return refuse("an unopened `)`".into()),
+                };
+            }
+            '[' => {
+                let mut class = Vec::new();
+                loop {
+                    match chars.next() {
+                        Some(']') if !class.is_empty() => break,
+                        Some(c) if is_literal(c) || c == '.' => class.push(c),
+                        Some(c) => return refuse(format!("`{c}` in a class")),
+                        None => return refuse("an unclosed `[`".into()),
+                    }
+                }
+                // `[.-9]` would hold `/`: a range runs between letters or digits only.
+                let bad_range = class.windows(3).find(|w| {
+                    w[1] == '-' && !(w[0].is_ascii_alphanumeric() && w[2].is_ascii_alphanumeric())
+                });
+                if let Some(w) = bad_range {
+                    return refuse(format!("the range `{}-{}`", w[0], w[2]));
+                }
+            }
+            '{' => {
+                let mut digits = false;
+                loop {
+                    match chars.next() {
+                        Some('}') if digits => break,
+                        Some(c) if c.is_ascii_digit() => digits = true,
+                        Some(',') => {}
+                        _ => return refuse("a `{` that is not a `{m,n}` repetition".into()),
+                    }
+                }
+            }
+            c => return refuse(format!("`{c}`")),
+        }
+    }
+    if depth != 0 {
+        return refuse("an unclosed `(`".into());
+    }
+    Ok(())
 }
 
 /// A status fit for forward-auth: a dialect that answers errors with 200
@@ -240,7 +379,10 @@ pub struct Credential {
 pub struct Route {
     pub operation: Operation,
     pub method: String,
+    /// As the dialect file writes it (`/api/{version}/user/login`).
     pub path: String,
+    /// The router's form of `path` (`/api/{version:v[0-9]+}/user/login`).
+    pub pattern: String,
     pub encodings: Vec<Encoding>,
     pub strict: bool,
     pub inputs: Vec<InputField>,
@@ -349,6 +491,7 @@ impl Dialect {
         let messages =
             compile_messages(&file.messages).map_err(|(k, e)| (format!("messages.{k}"), e))?;
         let errors = compile_errors(&file.errors).map_err(|(k, e)| (format!("errors.{k}"), e))?;
+        check_params(&file.params)?;
         let verify = file
             .verify
             .credentials
@@ -371,7 +514,8 @@ impl Dialect {
         let mut routes = Vec::new();
         let mut seen = HashSet::new();
         for (i, spec) in file.routes.iter().enumerate() {
-            let route = compile_route(spec).map_err(|(k, e)| (format!("routes[{i}].{k}"), e))?;
+            let route = compile_route(spec, &file.params)
+                .map_err(|(k, e)| (format!("routes[{i}].{k}"), e))?;
             if !seen.insert((route.method.clone(), route.path.clone())) {
                 return Err((
                     format!("routes[{i}]"),
@@ -536,7 +680,10 @@ fn compile_credential(
     Ok(Credential { source, kind })
 }
 
-fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
+fn compile_route(
+    spec: &RouteSpec,
+    params: &BTreeMap<String, String>,
+) -> Result<Route, (String, String)> {
     use Placeholder as P;
     let method = spec.method.to_ascii_uppercase();
     if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
@@ -545,15 +692,7 @@ fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
             format!("unsupported method `{}`", spec.method),
         ));
     }
-    if !is_plain_path(&spec.path) {
-        return Err((
-            "path".into(),
-            format!(
-                "`{}` must start with one `/` and hold only letters, digits and `-._~/`",
-                spec.path
-            ),
-        ));
-    }
+    let pattern = route_pattern(&spec.path, params).map_err(|e| ("path".to_string(), e))?;
 
     // What every grant (login, client login, refresh) can show.
     const GRANT: [P; 7] = [
@@ -666,6 +805,7 @@ fn compile_route(spec: &RouteSpec) -> Result<Route, (String, String)> {
         operation: spec.operation,
         method,
         path: spec.path.clone(),
+        pattern,
         encodings: spec.encodings.clone(),
         strict: spec.strict,
         rotates_refresh: spec.operation == Operation::Refresh && success.uses(P::RefreshToken),
@@ -740,5 +880,80 @@ impl Dialects {
         let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::dev::ResourceDef;
+
+    use super::*;
+
+    fn builtin(name: &str) -> Dialect {
+        let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name).unwrap();
+        Dialect::from_toml(text, "built-in").unwrap()
+    }
+
+    #[test]
+    fn param_segments_become_router_patterns_that_match_only_their_regex() {
+        let dialect = builtin("visualyze");
+        let login = &dialect.routes[0];
+        assert_eq!(login.path, "/api/{version}/user/login");
+        assert_eq!(login.pattern, "/api/{version:v[0-9]+}/user/login");
+        let def = ResourceDef::new(login.pattern.as_str());
+        for path in [
+            "/api/v1/user/login",
+            "/api/v2/user/login",
+            "/api/v10/user/login",
+        ] {
+            assert!(def.is_match(path), "{path}");
+        }
+        for path in [
+            "/api/vx/user/login",
+            "/api/1/user/login",
+            "/api/v/user/login",
+            "/api/v1/v2/user/login",
+            "/api/v1/user/login/",
+        ] {
+            assert!(!def.is_match(path), "{path}");
+        }
+        assert_eq!(builtin("pixyle").routes[0].pattern, "/auth/v1/token");
+    }
+
+    #[test]
+    fn every_visualyze_answer_states_its_http_status_in_the_body() {
+        let dialect = builtin("visualyze");
+        let routes = dialect.routes.iter().map(Some).chain([None]);
+        for route in routes {
+            for (code, _, _) in ERROR_CODES {
+                let failure = Failure {
+                    code,
+                    message_key: code,
+                    retry_after: Some(7),
+                    ..Failure::default()
+                };
+                let answer = dialect.render_error(route, &failure);
+                let body = answer.body.expect("a body");
+                assert_eq!(body["status"], serde_json::json!(answer.status), "{code}");
+                assert_eq!(body["data"], serde_json::json!({}), "{code}");
+                assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+                assert_eq!(answer.status, usual_status(code), "{code}");
+            }
+        }
+        let locked = dialect.render_error(
+            None,
+            &Failure {
+                code: "locked_out",
+                message_key: "locked_out",
+                retry_after: Some(7),
+                ..Failure::default()
+            },
+        );
+        assert_eq!(locked.status, 429);
+        assert_eq!(locked.headers, vec![("Retry-After".into(), "7".into())]);
+        assert_eq!(
+            locked.body.unwrap()["message"],
+            "Too many failed attempts, retry in 7 seconds"
+        );
     }
 }

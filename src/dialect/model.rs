@@ -20,6 +20,10 @@ pub struct DialectFile {
     pub tokens: TokensConfig,
     #[serde(default)]
     pub verify: VerifySpec,
+    /// Path parameters: name → regex of one path segment (`version = "v[0-9]+"`);
+    /// a route path names one as a whole segment, `/api/{version}/login`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
     /// Texts the `{{message}}` placeholder takes, by message key.
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
@@ -109,6 +113,8 @@ pub enum Encoding {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
+    /// `multipart/form-data`, text parts only.
+    Multipart,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,16 +35,16 @@ impl TenantContext {
 /// Adds the tenant's routes to `scope`.
 pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
     scope = scope.app_data(web::Data::from(Arc::clone(context)));
-    let mut paths: Vec<&str> = Vec::new();
+    let mut patterns: Vec<&str> = Vec::new();
     for route in &context.dialect.routes {
-        if !paths.contains(&route.path.as_str()) {
-            paths.push(&route.path);
+        if !patterns.contains(&route.pattern.as_str()) {
+            patterns.push(&route.pattern);
         }
     }
-    for path in paths {
-        let mut resource = web::resource(path);
+    for pattern in patterns {
+        let mut resource = web::resource(pattern);
         for (index, route) in context.dialect.routes.iter().enumerate() {
-            if route.path != path {
+            if route.pattern != pattern {
                 continue;
             }
             let method = actix_web::http::Method::from_bytes(route.method.as_bytes())

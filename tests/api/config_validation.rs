@@ -411,3 +411,97 @@ fn dialect_route_paths_with_pattern_characters_are_rejected() {
         );
     }
 }
+
+const VISUALYZE_DIALECT: &str = include_str!("../../dialects/visualyze.toml");
+
+/// The Visualyze dialect renamed `broken`, with `from` replaced by `to` once.
+fn broken_visualyze(from: &str, to: &str) -> String {
+    assert!(VISUALYZE_DIALECT.contains(from), "`{from}` not in the file");
+    VISUALYZE_DIALECT
+        .replace(r#"name = "visualyze""#, r#"name = "broken""#)
+        .replacen(from, to, 1)
+}
+
+#[test]
+fn route_path_naming_an_undeclared_param_is_rejected() {
+    let broken = broken_visualyze(
+        r#"path = "/api/{version}/user/logout""#,
+        r#"path = "/api/{release}/user/logout""#,
+    );
+    let error = error_of(tenant_with("").dialect("broken", &broken));
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[1].path",
+        "`{release}` in `/api/{release}/user/logout` is not declared in `[params]`",
+    );
+}
+
+#[test]
+fn route_path_naming_a_param_twice_is_rejected() {
+    let broken = broken_visualyze(
+        r#"path = "/api/{version}/user/login""#,
+        r#"path = "/api/{version}/user/{version}""#,
+    );
+    let error = error_of(tenant_with("").dialect("broken", &broken));
+    assert_error(&error, "broken.toml", "routes[0].path", "appears twice");
+}
+
+#[test]
+fn param_inside_a_segment_is_rejected() {
+    let broken = broken_visualyze(
+        r#"path = "/api/{version}/user/login""#,
+        r#"path = "/api/x{version}/user/login""#,
+    );
+    let error = error_of(tenant_with("").dialect("broken", &broken));
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[0].path",
+        "must start with one `/`",
+    );
+}
+
+#[test]
+fn bad_param_regex_is_rejected_naming_the_param() {
+    let cases = [
+        ("v[0-9", "an unclosed `[`"),
+        ("v(1", "an unclosed `(`"),
+        ("v1)", "an unopened `)`"),
+        (".*", "`.`"),
+        ("[^/]+", "`^` in a class"),
+        ("v[.-9]+", "the range `.-9`"),
+        ("v\\\\d+", "`\\`"),
+        ("v{1", "`{m,n}`"),
+        ("(?P<x>v1)", "a group other than `(?:`"),
+        ("", "nothing"),
+        ("+v", "is not a valid regex"),
+        ("v{3,1}", "is not a valid regex"),
+    ];
+    for (regex, problem) in cases {
+        let broken = broken_visualyze(r#"version = "v[0-9]+""#, &format!("version = \"{regex}\""));
+        let error = error_of(tenant_with("").dialect("broken", &broken));
+        assert_error(&error, "broken.toml", "params.version", problem);
+    }
+}
+
+#[test]
+fn bad_param_name_is_rejected() {
+    let broken = broken_visualyze(
+        r#"version = "v[0-9]+""#,
+        "version = \"v[0-9]+\"\n9lives = \"x\"",
+    );
+    let error = error_of(tenant_with("").dialect("broken", &broken));
+    assert_error(&error, "broken.toml", "params.9lives", "a parameter name");
+}
+
+#[test]
+fn a_dialect_file_may_declare_its_own_params() {
+    let custom = broken_visualyze(
+        r#"version = "v[0-9]+""#,
+        r#"version = "(?:v[0-9]+|latest)""#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_in(dir.path(), &tenant_with("").dialect("broken", &custom));
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+}

@@ -7,3 +7,4 @@ mod helpers;
 mod pixyle;
 mod process;
 mod tokens;
+mod visualyze;
