@@ -17,10 +17,13 @@ use model::{
 use template::{Filled, Node, Placeholder, Text, Values};
 
 use crate::config::ConfigError;
-use crate::engine::{CredentialKind, EngineError, RevokeScope};
+use crate::engine::tokens::RESERVED_CLAIMS;
+use crate::engine::{ClaimValue, CredentialKind, EngineError, RevokeScope};
 
 /// The built-in dialect files, compiled into the binary.
 const BUILTIN: &[(&str, &str)] = &[
+    ("elyssa", include_str!("../../dialects/elyssa.toml")),
+    ("oauth-form", include_str!("../../dialects/oauth-form.toml")),
     ("pixyle", include_str!("../../dialects/pixyle.toml")),
     ("visualyze", include_str!("../../dialects/visualyze.toml")),
 ];
@@ -76,7 +79,9 @@ const GATEWAY_ERRORS: &[&str] = &[
     "internal",
 ];
 
-fn usual_status(code: &str) -> u16 {
+/// The HTTP status an error code stands for. Forward-auth always answers
+/// with it, whatever status a dialect's own routes use (PayHub's 200s).
+pub fn usual_status(code: &str) -> u16 {
     ERROR_CODES
         .iter()
         .find(|(c, _, _)| *c == code)
@@ -229,16 +234,6 @@ fn check_param_regex(regex: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A status fit for forward-auth: a dialect that answers errors with 200
-/// (its code in the body) still gets the error's real status there.
-pub fn real_status(rendered: u16, code: &str) -> u16 {
-    if rendered >= 400 {
-        rendered
-    } else {
-        usual_status(code)
-    }
-}
-
 /// The codes tried for an error, most precise first.
 fn fallback_chain(code: &str) -> Vec<&str> {
     let mut chain = vec![code];
@@ -349,7 +344,7 @@ fn check_allowed(
     allowed: &[Placeholder],
 ) -> Result<(), String> {
     for placeholder in used {
-        if !allowed.contains(&placeholder) {
+        if placeholder != Placeholder::Null && !allowed.contains(&placeholder) {
             return Err(format!(
                 "`{{{{{}}}}}` is not available here",
                 placeholder.name()
@@ -416,6 +411,9 @@ pub struct Failure {
     pub code: &'static str,
     pub message_key: &'static str,
     pub field: Option<String>,
+    /// Body fields the request lacked (all required ones when the body was
+    /// missing or unreadable), for `each_missing_field` lists.
+    pub missing_fields: Vec<String>,
     pub expected: Option<&'static str>,
     pub retry_after: Option<u64>,
 }
@@ -441,12 +439,29 @@ impl From<&EngineError> for Failure {
     }
 }
 
-impl From<&Problem> for Failure {
-    fn from(problem: &Problem) -> Self {
+impl Failure {
+    /// A decoding problem of a route reading `inputs`.
+    pub fn from_problem(problem: &Problem, inputs: &[InputField]) -> Self {
+        let required = || {
+            inputs
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.wire.clone())
+                .collect()
+        };
+        let missing_fields: Vec<String> = match problem {
+            Problem::MissingFields(fields) => fields.clone(),
+            Problem::NoBody | Problem::InvalidBody | Problem::UnsupportedEncoding => required(),
+            _ => Vec::new(),
+        };
         Self {
             code: "malformed_request",
             message_key: problem.message_key(),
-            field: problem.field().map(str::to_owned),
+            field: problem
+                .field()
+                .or(missing_fields.first().map(String::as_str))
+                .map(str::to_owned),
+            missing_fields,
             expected: problem.expected(),
             retry_after: None,
         }
@@ -463,6 +478,12 @@ pub struct Dialect {
     pub origin: String,
     pub tokens: crate::config::tenant::TokensConfig,
     pub verify: Vec<Credential>,
+    /// Header naming the company a verify is for (lower case).
+    pub company_header: Option<String>,
+    /// Claims added to every token of this dialect's tenants.
+    pub claims: Vec<(String, ClaimValue)>,
+    /// Routes also match with (or without) a trailing slash.
+    pub trailing_slash: bool,
     pub routes: Vec<Route>,
     messages: HashMap<String, Text>,
     builtin_messages: HashMap<&'static str, Text>,
@@ -524,7 +545,23 @@ impl Dialect {
             }
             routes.push(route);
         }
+        let claims = compile_claims(&file.claims).map_err(|(k, e)| (format!("claims.{k}"), e))?;
+        let company_header = match &file.verify.company_header {
+            Some(name) if !name.is_empty() && name.bytes().all(is_token_char) => {
+                Some(name.to_ascii_lowercase())
+            }
+            Some(name) => {
+                return Err((
+                    "verify.company_header".into(),
+                    format!("`{name}` is not a header name"),
+                ));
+            }
+            None => None,
+        };
         let dialect = Self {
+            company_header,
+            claims,
+            trailing_slash: file.trailing_slash,
             name: file.name,
             title: file.title,
             vendor_page: file.vendor_page,
@@ -573,11 +610,26 @@ impl Dialect {
         route: Option<&'a Route>,
         code: &str,
     ) -> Option<&'a ResponseTemplate> {
-        fallback_chain(code).into_iter().find_map(|c| {
-            route
-                .and_then(|r| r.errors.get(c))
-                .or_else(|| self.errors.get(c))
-        })
+        self.template_for_failure(route, code, code)
+    }
+
+    /// The answer for a failure: by its message key when the file maps that
+    /// (`missing_field`, `token_expired`), else by its code and fallbacks.
+    fn template_for_failure<'a>(
+        &'a self,
+        route: Option<&'a Route>,
+        message_key: &str,
+        code: &str,
+    ) -> Option<&'a ResponseTemplate> {
+        let precise = (message_key != code).then_some(message_key);
+        precise
+            .into_iter()
+            .chain(fallback_chain(code))
+            .find_map(|c| {
+                route
+                    .and_then(|r| r.errors.get(c))
+                    .or_else(|| self.errors.get(c))
+            })
     }
 
     fn message<'a>(&'a self, route: Option<&'a Route>, failure: &Failure) -> &'a Text {
@@ -604,8 +656,9 @@ impl Dialect {
         }
         let message = self.message(route, failure).render(&values);
         values.set(Placeholder::Message, Filled::Text(message));
+        values.missing_fields(failure.missing_fields.clone());
         let usual = usual_status(failure.code);
-        match self.template_for(route, failure.code) {
+        match self.template_for_failure(route, failure.message_key, failure.code) {
             Some(template) => template.render(usual, &values),
             // Unreachable for a checked dialect; still an honest answer.
             None => Response {
@@ -649,16 +702,54 @@ fn compile_messages(
 fn compile_errors(
     specs: &BTreeMap<String, ResponseSpec>,
 ) -> Result<HashMap<String, ResponseTemplate>, (String, String)> {
-    let allowed = [Placeholder::Message, Placeholder::RetryAfter];
+    let allowed = [
+        Placeholder::Message,
+        Placeholder::RetryAfter,
+        Placeholder::Field,
+    ];
     specs
         .iter()
         .map(|(code, spec)| {
-            if code != "default" && !ERROR_CODES.iter().any(|(c, _, _)| c == code) {
-                return Err((code.clone(), format!("unknown error code `{code}`")));
+            let known = code == "default"
+                || ERROR_CODES.iter().any(|(c, _, _)| c == code)
+                || MESSAGE_KEYS.iter().any(|(k, _)| k == code);
+            if !known {
+                return Err((
+                    code.clone(),
+                    format!("unknown error code or message key `{code}`"),
+                ));
             }
             let template = ResponseTemplate::compile(spec, &allowed)
                 .map_err(|(k, e)| (format!("{code}.{k}"), e))?;
             Ok((code.clone(), template))
+        })
+        .collect()
+}
+
+fn compile_claims(
+    specs: &BTreeMap<String, toml::Value>,
+) -> Result<Vec<(String, ClaimValue)>, (String, String)> {
+    specs
+        .iter()
+        .map(|(name, value)| {
+            if RESERVED_CLAIMS.contains(&name.as_str()) {
+                return Err((name.clone(), format!("`{name}` is one of polyauth's own claims")));
+            }
+            let claim = match Node::compile(value).map_err(|e| (name.clone(), e))? {
+                Node::Typed(Placeholder::Subject) => ClaimValue::Subject,
+                Node::Typed(Placeholder::Email) => ClaimValue::Email,
+                Node::Typed(Placeholder::CompanyId) => ClaimValue::CompanyId,
+                Node::Typed(Placeholder::Role) => ClaimValue::Role,
+                Node::Literal(value) => ClaimValue::Fixed(value),
+                _ => {
+                    return Err((
+                        name.clone(),
+                        "a claim is `{{subject}}`, `{{email}}`, `{{company_id}}`, `{{role}}` or a literal"
+                            .into(),
+                    ));
+                }
+            };
+            Ok((name.clone(), claim))
         })
         .collect()
 }

@@ -20,6 +20,13 @@ pub struct DialectFile {
     pub tokens: TokensConfig,
     #[serde(default)]
     pub verify: VerifySpec,
+    /// Claims added to every token: name → `"{{subject}}"`, `"{{email}}"`,
+    /// `"{{company_id}}"`, `"{{role}}"` or a literal value.
+    #[serde(default)]
+    pub claims: BTreeMap<String, toml::Value>,
+    /// Paths match with and without a trailing slash.
+    #[serde(default)]
+    pub trailing_slash: bool,
     /// Path parameters: name → regex of one path segment (`version = "v[0-9]+"`);
     /// a route path names one as a whole segment, `/api/{version}/login`.
     #[serde(default)]
@@ -40,12 +47,17 @@ pub struct DialectFile {
 pub struct VerifySpec {
     #[serde(default = "default_verify_credentials")]
     pub credentials: Vec<CredentialSpec>,
+    /// A request header naming the company the caller acts for; when sent,
+    /// the credential must belong to that company (403 otherwise).
+    #[serde(default)]
+    pub company_header: Option<String>,
 }
 
 impl Default for VerifySpec {
     fn default() -> Self {
         Self {
             credentials: default_verify_credentials(),
+            company_header: None,
         }
     }
 }

@@ -24,10 +24,14 @@ pub enum Placeholder {
     Field,
     /// The type that field should have had (messages only).
     Expected,
+    /// The holder's first role (claims only).
+    Role,
+    /// Always JSON `null` (TOML has no null of its own).
+    Null,
 }
 
 impl Placeholder {
-    const ALL: [(&'static str, Placeholder); 13] = [
+    const ALL: [(&'static str, Placeholder); 15] = [
         ("access_token", Self::AccessToken),
         ("refresh_token", Self::RefreshToken),
         ("token_type", Self::TokenType),
@@ -41,9 +45,11 @@ impl Placeholder {
         ("retry_after", Self::RetryAfter),
         ("field", Self::Field),
         ("expected", Self::Expected),
+        ("role", Self::Role),
+        ("null", Self::Null),
     ];
 
-    fn parse(name: &str) -> Option<Self> {
+    pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
 
@@ -85,6 +91,8 @@ impl Filled {
 #[derive(Default, Clone)]
 pub struct Values {
     filled: Vec<(Placeholder, Filled)>,
+    /// Body fields a request lacked, for `each_missing_field` lists.
+    missing_fields: Vec<String>,
 }
 
 impl Values {
@@ -102,6 +110,11 @@ impl Values {
         if let Some(value) = value {
             self.text(placeholder, value);
         }
+        self
+    }
+
+    pub fn missing_fields(&mut self, fields: Vec<String>) -> &mut Self {
+        self.missing_fields = fields;
         self
     }
 
@@ -181,6 +194,9 @@ impl Text {
     }
 }
 
+/// The key of a list rendered once per missing body field.
+pub const EACH_MISSING_FIELD: &str = "each_missing_field";
+
 /// A compiled JSON body template.
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -190,6 +206,9 @@ pub enum Node {
     Text(Text),
     Object(Vec<(String, Node)>),
     Array(Vec<Node>),
+    /// `{ each_missing_field = <item> }`: a list with one `item` per missing
+    /// body field, `{{field}}` naming it (FastAPI's 422 `detail`).
+    EachMissingField(Box<Node>),
 }
 
 impl Node {
@@ -202,6 +221,11 @@ impl Node {
             toml::Value::Datetime(d) => Self::Literal(Value::from(d.to_string())),
             toml::Value::Array(items) => {
                 Self::Array(items.iter().map(Self::compile).collect::<Result<_, _>>()?)
+            }
+            toml::Value::Table(table)
+                if table.len() == 1 && table.contains_key(EACH_MISSING_FIELD) =>
+            {
+                Self::EachMissingField(Box::new(Self::compile(&table[EACH_MISSING_FIELD])?))
             }
             toml::Value::Table(table) => Self::Object(
                 table
@@ -226,6 +250,7 @@ impl Node {
             Self::Text(text) => out.extend(text.placeholders()),
             Self::Object(fields) => fields.iter().for_each(|(_, n)| n.collect(out)),
             Self::Array(items) => items.iter().for_each(|n| n.collect(out)),
+            Self::EachMissingField(item) => item.collect(out),
         }
     }
 
@@ -233,6 +258,7 @@ impl Node {
     pub fn render(&self, values: &Values) -> Value {
         match self {
             Self::Literal(value) => value.clone(),
+            Self::Typed(Placeholder::Null) => Value::Null,
             Self::Typed(p) => values.get(*p).map_or(Value::Null, Filled::to_json),
             Self::Stringified(p) => values.get(*p).map_or(Value::Null, |v| {
                 let mut out = String::new();
@@ -247,6 +273,17 @@ impl Node {
                     .collect::<Map<_, _>>(),
             ),
             Self::Array(items) => Value::Array(items.iter().map(|n| n.render(values)).collect()),
+            Self::EachMissingField(item) => Value::Array(
+                values
+                    .missing_fields
+                    .iter()
+                    .map(|field| {
+                        let mut one = values.clone();
+                        one.text(Placeholder::Field, field.clone());
+                        item.render(&one)
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -301,6 +338,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&rendered).unwrap(),
             r#"{"a":3600,"b":"3600","c":"retry in 7 seconds","d":null}"#
+        );
+    }
+
+    #[test]
+    fn each_missing_field_renders_one_item_per_field() {
+        let node = body(
+            r#"detail = { each_missing_field = { type = "missing", loc = ["body", "{{field}}"], input = "{{null}}" } }"#,
+        );
+        let mut values = Values::default();
+        values.missing_fields(vec!["username".into(), "password".into()]);
+        assert_eq!(
+            serde_json::to_string(&node.render(&values)).unwrap(),
+            r#"{"detail":[{"type":"missing","loc":["body","username"],"input":null},{"type":"missing","loc":["body","password"],"input":null}]}"#
         );
     }
 

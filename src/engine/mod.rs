@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 pub use error::{EngineError, EngineResult, TokenProblem};
-pub use tenant::{Lifetimes, Tenant};
+pub use tenant::{ClaimValue, Lifetimes, Tenant};
 pub use tokens::TokenType;
 
 use crate::store::{ApiKeyRecord, Attempt, FamilyUse, Store, TokenState, unix_now};
@@ -193,14 +193,20 @@ impl Engine {
 
     /// A refresh token in, a new access token out; with `rotate`, a new
     /// refresh token too, and the presented one can never be used again.
+    /// With `kind` [`CredentialKind::AccessToken`], a sliding session: a
+    /// live access token is exchanged for a fresh one and revoked.
     /// The new tokens carry the holder's current roles.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn refresh(
         &self,
         tenant: &Tenant,
         refresh_token: &str,
+        kind: CredentialKind,
         rotate: bool,
     ) -> EngineResult<Grant> {
+        if kind == CredentialKind::AccessToken {
+            return self.slide(tenant, refresh_token).await;
+        }
         let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
         let identity = holder(tenant, &claims)?;
         let family = claims
@@ -245,6 +251,39 @@ impl Engine {
             refresh_token,
             expires_in: tenant.lifetimes.access.as_secs(),
             refresh_expires_in: Some(claims.exp.saturating_sub(now)),
+            api_key: None,
+            subject: identity.subject,
+            email: identity.email,
+            company_id: identity.company,
+        })
+    }
+
+    async fn slide(&self, tenant: &Tenant, access_token: &str) -> EngineResult<Grant> {
+        let (claims, identity) = self
+            .authenticate(tenant, access_token, CredentialKind::AccessToken)
+            .await?;
+        self.store
+            .revoke_token(&tenant.id, &claims.jti, claims.exp)
+            .await?;
+        let family = claims.sid.as_deref().unwrap_or_default();
+        let session = Session {
+            family,
+            refresh_exp: claims.exp,
+        };
+        let now = unix_now();
+        let access_token = self.issue(
+            tenant,
+            &identity,
+            &session,
+            TokenType::Access,
+            new_id(),
+            now,
+        )?;
+        Ok(Grant {
+            access_token,
+            refresh_token: None,
+            expires_in: tenant.lifetimes.access.as_secs(),
+            refresh_expires_in: None,
             api_key: None,
             subject: identity.subject,
             email: identity.email,
@@ -535,7 +574,21 @@ impl Engine {
             roles: identity.roles.clone(),
             cid: identity.company.clone(),
         };
-        Ok(tokens::sign(&tenant.keys, &claims)?)
+        let extra = tenant
+            .extra_claims
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    ClaimValue::Subject => identity.subject.clone().into(),
+                    ClaimValue::Email => identity.email.clone().into(),
+                    ClaimValue::CompanyId => identity.company.clone().into(),
+                    ClaimValue::Role => identity.roles.first().cloned().into(),
+                    ClaimValue::Fixed(value) => value.clone(),
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        Ok(tokens::sign(&tenant.keys, &claims, &extra)?)
     }
 }
 

@@ -35,6 +35,17 @@ pub struct Company {
     pub roles: Vec<String>,
 }
 
+/// A claim a dialect adds to every token of its tenants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimValue {
+    Subject,
+    Email,
+    CompanyId,
+    /// The holder's first role.
+    Role,
+    Fixed(serde_json::Value),
+}
+
 pub struct Tenant {
     pub id: String,
     pub issuer: String,
@@ -43,6 +54,8 @@ pub struct Tenant {
     pub lifetimes: Lifetimes,
     pub lockout: LockoutPolicy,
     pub uniform_login_errors: bool,
+    /// Claims the dialect adds to every token, by name.
+    pub extra_claims: Vec<(String, ClaimValue)>,
     users_by_email: HashMap<String, Arc<User>>,
     users_by_id: HashMap<String, Arc<User>>,
     companies: HashMap<String, Company>,
@@ -53,7 +66,12 @@ pub struct Tenant {
 
 impl Tenant {
     /// Builds the runtime tenant from a validated config.
-    pub fn new(config: &TenantConfig, keys: KeySet, lifetimes: Lifetimes) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &TenantConfig,
+        keys: KeySet,
+        lifetimes: Lifetimes,
+        extra_claims: Vec<(String, ClaimValue)>,
+    ) -> anyhow::Result<Self> {
         let mut users_by_email = HashMap::new();
         let mut users_by_id = HashMap::new();
         for user in &config.users {
@@ -101,6 +119,7 @@ impl Tenant {
                 lock_for: config.lockout.lock_for.0,
             },
             uniform_login_errors: config.uniform_login_errors,
+            extra_claims,
             users_by_email,
             users_by_id,
             companies,

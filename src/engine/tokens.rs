@@ -52,13 +52,32 @@ pub struct Expectation<'a> {
     pub typ: TokenType,
 }
 
-/// Signs `claims` with the tenant's signing key, naming it in `kid`.
-pub fn sign(keys: &KeySet, claims: &Claims) -> anyhow::Result<String> {
+/// Signs `claims`, plus a dialect's `extra` claims, with the tenant's
+/// signing key, naming it in `kid`. Extra claims never replace ours.
+pub fn sign(
+    keys: &KeySet,
+    claims: &Claims,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<String> {
     let key = keys.signing();
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
-    Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    if extra.is_empty() {
+        return Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?);
+    }
+    let mut body = serde_json::to_value(claims)?;
+    if let Some(object) = body.as_object_mut() {
+        for (name, value) in extra {
+            object.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    Ok(jsonwebtoken::encode(&header, &body, &key.encoding)?)
 }
+
+/// Names polyauth's own claims use; a dialect cannot add claims under them.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "tid", "sid", "email", "roles", "cid",
+];
 
 /// Verifies signature, algorithm, issuer, audience, tenant, time and type.
 pub fn verify(

@@ -214,8 +214,10 @@ async fn build_tenant(
     let lifetimes = loaded.lifetimes;
     let tenant = {
         let config = config.clone();
+        let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes)).await??
+        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes, claims))
+            .await??
     };
     let context = TenantContext {
         tenant,

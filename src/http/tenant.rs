@@ -42,7 +42,14 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
         }
     }
     for pattern in patterns {
-        let mut resource = web::resource(pattern);
+        let mut forms = vec![pattern.to_owned()];
+        if context.dialect.trailing_slash {
+            forms.push(match pattern.strip_suffix('/') {
+                Some(bare) if !bare.is_empty() => bare.to_owned(),
+                _ => format!("{pattern}/"),
+            });
+        }
+        let mut resource = web::resource(forms);
         for (index, route) in context.dialect.routes.iter().enumerate() {
             if route.pattern != pattern {
                 continue;
@@ -116,7 +123,7 @@ async fn operate(
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge => Failure::gateway("payload_too_large"),
-                BodyError::Broken => Failure::from(&Problem::InvalidBody),
+                BodyError::Broken => Failure::from_problem(&Problem::InvalidBody, &route.inputs),
             })?;
         let content_type = header_text(req, "content-type");
         decode::decode(
@@ -126,7 +133,7 @@ async fn operate(
             content_type,
             &body,
         )
-        .map_err(|problem| Failure::from(&problem))?
+        .map_err(|problem| Failure::from_problem(&problem, &route.inputs))?
     } else {
         Inputs::default()
     };
@@ -156,7 +163,7 @@ async fn operate(
             let token = presented_token(route, req, &mut inputs)?;
             grant_values(
                 engine
-                    .refresh(tenant, &token, route.rotates_refresh)
+                    .refresh(tenant, &token, token_kind(route), route.rotates_refresh)
                     .await
                     .map_err(failed)?,
             )

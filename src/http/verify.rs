@@ -29,11 +29,18 @@ pub async fn verify(
             .filter(|t| !t.is_empty())
             .map(|t| (t, credential.kind))
     });
+    // The company the caller acts for, where the dialect has clients say it.
+    let company = dialect
+        .company_header
+        .as_deref()
+        .and_then(|name| header_text(&req, name))
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     let result = match presented {
         Some((token, kind)) => {
             gateway
                 .engine
-                .verify(&context.tenant, token, kind, None)
+                .verify(&context.tenant, token, kind, company)
                 .await
         }
         None => Err(EngineError::MissingToken),
@@ -60,7 +67,7 @@ pub async fn verify(
         Err(error) => {
             let failure = failed(error);
             let mut answer = dialect.render_error(None, &failure);
-            answer.status = crate::dialect::real_status(answer.status, failure.code);
+            answer.status = crate::dialect::usual_status(failure.code);
             to_http(answer)
         }
     }

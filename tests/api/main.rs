@@ -2,9 +2,12 @@
 
 mod cli;
 mod config_validation;
+mod elyssa;
 mod gateway;
 mod helpers;
+mod oauth_form;
 mod pixyle;
 mod process;
+mod sixth_vendor;
 mod tokens;
 mod visualyze;

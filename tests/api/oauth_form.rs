@@ -1,0 +1,192 @@
+//! The OAuth2 password form dialect, FastAPI style (SPEC §7.4).
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, Setup, TestApp, password_hash, status_json};
+
+async fn app() -> TestApp {
+    let tenant = format!(
+        "id = \"of\"\ndialect = \"oauth-form\"\npath_prefix = \"/of\"\nissuer = \"iss\"\naudience = \"aud\"\n\
+         [[users]]\nemail = \"user@of.test\"\npassword_hash = \"{h}\"\n\
+         [[users]]\nemail = \"inactive@of.test\"\npassword_hash = \"{h}\"\nactive = false\n",
+        h = password_hash(PASSWORD)
+    );
+    TestApp::spawn(Setup::new().tenant("of", tenant)).await
+}
+
+async fn form_login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/of/auth/login"))
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn missing(fields: &[&str]) -> serde_json::Value {
+    let detail: Vec<_> = fields
+        .iter()
+        .map(|f| json!({"type": "missing", "loc": ["body", f], "msg": "Field required", "input": null}))
+        .collect();
+    json!({ "detail": detail })
+}
+
+#[tokio::test]
+async fn login_answers_a_bearer_access_token_in_every_encoding() {
+    let app = app().await;
+    let (status, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "bearer");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["access_token", "token_type"]);
+    let form = reqwest::multipart::Form::new()
+        .text("username", "user@of.test")
+        .text("password", PASSWORD);
+    let multipart = app
+        .client
+        .post(app.url("/of/auth/login"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(multipart.status(), 200);
+    let json = app
+        .post_json(
+            "/of/auth/login",
+            &json!({"username": "user@of.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(json.status(), 200);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_401_with_www_authenticate() {
+    let app = app().await;
+    for (user, password) in [("user@of.test", "wrong"), ("nobody@of.test", PASSWORD)] {
+        let response = form_login(&app, user, password).await;
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(
+            status_json(response).await,
+            (401, json!({"detail": "Incorrect username or password"}))
+        );
+    }
+    let inactive = form_login(&app, "inactive@of.test", PASSWORD).await;
+    assert_eq!(
+        status_json(inactive).await,
+        (400, json!({"detail": "Inactive user"}))
+    );
+}
+
+#[tokio::test]
+async fn missing_fields_are_422_with_one_entry_each() {
+    let app = app().await;
+    let url = app.url("/of/auth/login");
+    let cases = [
+        (
+            app.client.post(&url).form(&[("username", "user@of.test")]),
+            missing(&["password"]),
+        ),
+        (
+            app.client.post(&url).form(&[("password", PASSWORD)]),
+            missing(&["username"]),
+        ),
+        (app.client.post(&url), missing(&["username", "password"])),
+        (
+            app.client
+                .post(&url)
+                .header("content-type", "text/plain")
+                .body("username=x"),
+            missing(&["username", "password"]),
+        ),
+        (
+            app.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{"),
+            missing(&["username", "password"]),
+        ),
+    ];
+    for (i, (request, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            status_json(request.send().await.unwrap()).await,
+            (422, expected),
+            "case {i}"
+        );
+    }
+    let wrong = app
+        .post_json("/of/auth/login", &json!({"username": 1, "password": "x"}))
+        .await;
+    assert_eq!(
+        status_json(wrong).await,
+        (
+            422,
+            json!({"detail": [{"type": "string_type", "loc": ["body", "username"], "msg": "Input should be a valid string", "input": null}]})
+        )
+    );
+}
+
+#[tokio::test]
+async fn refresh_slides_the_session_and_kills_the_presented_token() {
+    let app = app().await;
+    let (_, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    let first = body["access_token"].as_str().unwrap().to_owned();
+    let refresh = |token: &str| {
+        app.client
+            .post(app.url("/of/auth/refresh"))
+            .bearer_auth(token)
+            .send()
+    };
+    let (status, body) = status_json(refresh(&first).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "bearer");
+    let second = body["access_token"].as_str().unwrap();
+    assert_eq!(app.verify("/of", second).await.status(), 200);
+    let reused = refresh(&first).await.unwrap();
+    assert_eq!(reused.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        status_json(reused).await,
+        (401, json!({"detail": "Could not validate credentials"}))
+    );
+    let none = app
+        .client
+        .post(app.url("/of/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(none).await,
+        (401, json!({"detail": "Not authenticated"}))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_told_apart() {
+    let tenant = format!(
+        "id = \"of\"\ndialect = \"oauth-form\"\npath_prefix = \"/of\"\nissuer = \"iss\"\naudience = \"aud\"\n\
+         [tokens]\naccess_ttl = \"1s\"\n[[users]]\nemail = \"user@of.test\"\npassword_hash = \"{}\"\n",
+        password_hash(PASSWORD)
+    );
+    let app = TestApp::spawn(Setup::new().tenant("of", tenant)).await;
+    let (_, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    let token = body["access_token"].as_str().unwrap();
+    let exp = crate::tokens::claims(token)["exp"].as_u64().unwrap();
+    while polyauth::store::unix_now() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = app
+        .client
+        .post(app.url("/of/auth/refresh"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(response).await,
+        (401, json!({"detail": "Token has expired"}))
+    );
+}
