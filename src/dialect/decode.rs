@@ -129,12 +129,26 @@ pub fn decode(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::NoBody);
     }
-    let encoding = content_type
+    let declared = content_type
         .and_then(encoding_of)
-        .filter(|e| encodings.contains(e))
-        .ok_or(Problem::UnsupportedEncoding)?;
+        .filter(|e| encodings.contains(e));
+    // `json_any`: a body that is a JSON object is JSON whatever the
+    // Content-Type says (curl -d labels it a form); anything else keeps the
+    // declared encoding, or is read as JSON when none is declared.
+    let json_anyway = encodings.contains(&Encoding::JsonAny)
+        && matches!(declared, None | Some(Encoding::Form))
+        && matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
+    let encoding = if json_anyway {
+        Some(Encoding::JsonAny)
+    } else {
+        declared
+    }
+    .or(encodings
+        .contains(&Encoding::JsonAny)
+        .then_some(Encoding::JsonAny))
+    .ok_or(Problem::UnsupportedEncoding)?;
     let object = match encoding {
-        Encoding::Json => match serde_json::from_slice::<Value>(body) {
+        Encoding::Json | Encoding::JsonAny => match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(object)) => object,
             _ => return Err(Problem::InvalidBody),
         },

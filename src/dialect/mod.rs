@@ -24,6 +24,7 @@ use crate::engine::{ClaimValue, CredentialKind, EngineError, RevokeScope};
 const BUILTIN: &[(&str, &str)] = &[
     ("elyssa", include_str!("../../dialects/elyssa.toml")),
     ("oauth-form", include_str!("../../dialects/oauth-form.toml")),
+    ("payhub", include_str!("../../dialects/payhub.toml")),
     ("pixyle", include_str!("../../dialects/pixyle.toml")),
     ("visualyze", include_str!("../../dialects/visualyze.toml")),
 ];
@@ -385,6 +386,8 @@ pub struct Route {
     pub scope: RevokeScope,
     /// The success body shows a new refresh token: refresh rotates.
     pub rotates_refresh: bool,
+    /// The success body shows the user's API key: login hands it out.
+    pub shows_api_key: bool,
     success: ResponseTemplate,
     errors: HashMap<String, ResponseTemplate>,
     messages: HashMap<String, Text>,
@@ -900,6 +903,7 @@ fn compile_route(
         encodings: spec.encodings.clone(),
         strict: spec.strict,
         rotates_refresh: spec.operation == Operation::Refresh && success.uses(P::RefreshToken),
+        shows_api_key: spec.operation == Operation::Login && success.uses(P::ApiKey),
         inputs,
         token,
         scope: spec.scope,

@@ -127,6 +127,9 @@ pub enum Encoding {
     Form,
     /// `multipart/form-data`, text parts only.
     Multipart,
+    /// JSON whatever the `Content-Type` says, when no other listed
+    /// encoding matches it (PayHub's servers parse every body as JSON).
+    JsonAny,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -38,6 +38,8 @@ pub struct LoginRequest {
     /// Ask for the long-lived refresh token ("remember me", "permanent login").
     pub remember: bool,
     pub client_ip: Option<IpAddr>,
+    /// Also hand out the user's API key (the same one until it is rotated).
+    pub with_api_key: bool,
 }
 
 /// Tokens handed out by a login or a refresh. Not `Debug`: it holds secrets.
@@ -161,8 +163,13 @@ impl Engine {
         } else {
             tenant.lifetimes.refresh
         };
-        self.start_session(tenant, Identity::of_user(&user), refresh_ttl)
-            .await
+        let mut grant = self
+            .start_session(tenant, Identity::of_user(&user), refresh_ttl)
+            .await?;
+        if request.with_api_key {
+            grant.api_key = Some(self.current_api_key(tenant, &user.id).await?);
+        }
+        Ok(grant)
     }
 
     /// A company logs in by its registered id (no password).
@@ -326,21 +333,86 @@ impl Engine {
         let (_, identity) = self
             .authenticate(tenant, access_token, CredentialKind::AccessToken)
             .await?;
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-        let record = ApiKeyRecord {
-            subject: identity.subject.clone(),
-            created_at: unix_now(),
-        };
-        self.store
-            .api_key_rotate(&tenant.id, &api_key_hash(&key), &record)
+        let generation = self
+            .store
+            .api_key_of(&tenant.id, &identity.subject)
+            .await?
+            .map_or(0, |(_, record)| record.generation + 1);
+        let key = self
+            .issue_api_key(tenant, &identity.subject, generation)
             .await?;
         Ok(ApiKey {
             key,
             subject: identity.subject,
             email: identity.email,
         })
+    }
+
+    /// The subject's current API key, made (generation 0) if it has none.
+    /// Keys are derived, so the same key can be shown on every login while
+    /// only its hash is stored.
+    async fn current_api_key(&self, tenant: &Tenant, subject: &str) -> EngineResult<String> {
+        match self.store.api_key_of(&tenant.id, subject).await? {
+            Some((hash, record)) => {
+                let key = self
+                    .derive_api_key(tenant, subject, record.generation)
+                    .await?;
+                if api_key_hash(&key) == hash {
+                    return Ok(key);
+                }
+                // Not derivable (made before derivation, or a lost secret): rotate.
+                self.issue_api_key(tenant, subject, record.generation + 1)
+                    .await
+            }
+            None => self.issue_api_key(tenant, subject, 0).await,
+        }
+    }
+
+    /// Makes the key of `generation` the subject's only one.
+    async fn issue_api_key(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+        generation: u64,
+    ) -> EngineResult<String> {
+        let key = self.derive_api_key(tenant, subject, generation).await?;
+        let record = ApiKeyRecord {
+            subject: subject.to_owned(),
+            created_at: unix_now(),
+            generation,
+        };
+        self.store
+            .api_key_rotate(&tenant.id, &api_key_hash(&key), &record)
+            .await?;
+        Ok(key)
+    }
+
+    /// HMAC-SHA256 of tenant, subject and generation under a random
+    /// per-tenant secret kept in the store (shared by replicas).
+    async fn derive_api_key(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+        generation: u64,
+    ) -> EngineResult<String> {
+        use hmac::Mac;
+        let mut candidate = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut candidate);
+        let secret = self
+            .store
+            .secret_get_or_insert(&tenant.id, "api-key-derivation", candidate)
+            .await?;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&secret)
+            .map_err(|e| EngineError::Internal(anyhow::anyhow!("api key secret: {e}")))?;
+        for part in [tenant.id.as_bytes(), b"\x1f", subject.as_bytes(), b"\x1f"] {
+            mac.update(part);
+        }
+        mac.update(&generation.to_be_bytes());
+        let digest = mac.finalize().into_bytes();
+        Ok(format!(
+            "{API_KEY_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(digest)
+        ))
     }
 
     /// Who holds this credential; with `company`, it must belong to that company.

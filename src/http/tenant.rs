@@ -146,6 +146,7 @@ async fn operate(
                 password: SecretString::from(inputs.take_text(Input::Password).unwrap_or_default()),
                 remember: inputs.flag(Input::Remember),
                 client_ip: client_ip(req, &gateway.trusted_proxies),
+                with_api_key: route.shows_api_key,
             };
             grant_values(engine.login(tenant, request).await.map_err(failed)?)
         }

@@ -23,6 +23,7 @@ const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const API_KEY_OF_SUBJECT: TableDefinition<&str, &str> = TableDefinition::new("api_key_of_subject");
 const LOCKOUT: TableDefinition<&str, &[u8]> = TableDefinition::new("lockout");
 const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// (unix seconds, "table\x1fkey") for every entry that ends.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 
@@ -72,7 +73,7 @@ impl EmbeddedStore {
         }
         let db = open_with_retry(path)?;
         let txn = db.begin_write()?;
-        for name in [FAMILIES, API_KEYS, LOCKOUT, SIGNING_KEYS] {
+        for name in [FAMILIES, API_KEYS, LOCKOUT, SIGNING_KEYS, SECRETS] {
             txn.open_table(name)?;
         }
         txn.open_table(REVOKED)?;
@@ -334,6 +335,56 @@ impl Store for EmbeddedStore {
                 .map(|v| decode(v.value()))
                 .transpose()?;
             Ok(record)
+        })
+        .await
+    }
+
+    async fn api_key_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(String, ApiKeyRecord)>> {
+        let subject_k = key(tenant, subject);
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let of_subject = txn.open_table(API_KEY_OF_SUBJECT)?;
+            let Some(key_k) = of_subject
+                .get(subject_k.as_str())?
+                .map(|v| v.value().to_owned())
+            else {
+                return Ok(None);
+            };
+            let keys = txn.open_table(API_KEYS)?;
+            let record: Option<ApiKeyRecord> = keys
+                .get(key_k.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let hash = key_k.split_once(SEP).map_or("", |(_, h)| h).to_owned();
+            Ok(record.map(|r| (hash, r)))
+        })
+        .await
+    }
+
+    async fn secret_get_or_insert(
+        &self,
+        tenant: &str,
+        name: &str,
+        candidate: Vec<u8>,
+    ) -> StoreResult<Vec<u8>> {
+        let k = key(tenant, name);
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            let existing = txn
+                .open_table(SECRETS)?
+                .get(k.as_str())?
+                .map(|v| v.value().to_vec());
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            txn.open_table(SECRETS)?
+                .insert(k.as_str(), candidate.as_slice())?;
+            txn.commit()?;
+            Ok(candidate)
         })
         .await
     }

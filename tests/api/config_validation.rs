@@ -505,3 +505,46 @@ fn a_dialect_file_may_declare_its_own_params() {
     let loaded = load_in(dir.path(), &tenant_with("").dialect("broken", &custom));
     assert!(loaded.is_ok(), "{:?}", loaded.err());
 }
+
+/// The error of a copy of the pixyle dialect named `broken`, changed by `edit`.
+fn broken_dialect_error(edit: impl Fn(&str) -> String) -> ConfigError {
+    let broken = edit(&PIXYLE_DIALECT.replace(r#"name = "pixyle""#, r#"name = "broken""#));
+    error_of(tenant_with("").dialect("broken", &broken))
+}
+
+#[test]
+fn dialect_with_an_unknown_encoding_is_rejected() {
+    let error = broken_dialect_error(|d| {
+        d.replacen(r#"encodings = ["json"]"#, r#"encodings = ["yaml"]"#, 1)
+    });
+    assert_error(&error, "broken.toml", "routes[0].encodings[0]", "yaml");
+}
+
+#[test]
+fn dialect_with_a_duplicate_route_is_rejected() {
+    let error =
+        broken_dialect_error(|d| d.replacen("\"/auth/v1/refresh\"", "\"/auth/v1/token\"", 1));
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[2]",
+        "duplicate route `POST /auth/v1/token`",
+    );
+}
+
+#[test]
+fn dialect_leaving_an_error_unanswered_is_rejected() {
+    // Without a default, a login's `unavailable` has no answer.
+    let error = broken_dialect_error(|d| {
+        d.lines()
+            .filter(|line| !line.starts_with("default = "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[0].errors",
+        "can fail with `malformed_request`",
+    );
+}

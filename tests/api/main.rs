@@ -6,6 +6,7 @@ mod elyssa;
 mod gateway;
 mod helpers;
 mod oauth_form;
+mod payhub;
 mod pixyle;
 mod process;
 mod sixth_vendor;
