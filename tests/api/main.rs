@@ -1,5 +1,6 @@
 //! Integration tests: real HTTP against a gateway bound on port 0.
 
+mod bad_input;
 mod cli;
 mod config_validation;
 mod elyssa;
