@@ -373,6 +373,15 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<Vec<u8>> {
         let k = key(tenant, name);
         self.run(move |db| {
+            // Made once, read on every use: only the first use takes the writer lock.
+            let stored = db
+                .begin_read()?
+                .open_table(SECRETS)?
+                .get(k.as_str())?
+                .map(|v| v.value().to_vec());
+            if let Some(stored) = stored {
+                return Ok(stored);
+            }
             let txn = db.begin_write()?;
             let existing = txn
                 .open_table(SECRETS)?
