@@ -65,6 +65,8 @@ pub struct LoadedTenant {
     pub dialect: Arc<Dialect>,
     /// Empty: a key is generated on first start and kept in the store.
     pub keys: Vec<KeyPair>,
+    /// The API-key derivation secret, when the tenant file names one.
+    pub api_key_secret: Option<secrecy::SecretString>,
     pub lifetimes: Lifetimes,
 }
 
@@ -269,6 +271,25 @@ fn validate_tenant(
         keys.push(pair);
     }
 
+    let api_key_secret = secret::SecretSource::pick(
+        "api_key_secret",
+        config.api_key_secret_file.as_ref(),
+        config.api_key_secret_env.as_ref(),
+    )
+    .map_err(|e| err("api_key_secret_file", e))?
+    .map(|source| {
+        let key = match source {
+            secret::SecretSource::File(_) => "api_key_secret_file",
+            secret::SecretSource::Env(_) => "api_key_secret_env",
+        };
+        let secret = source.read().map_err(|e| err(key, e))?;
+        if secrecy::ExposeSecret::expose_secret(&secret).len() < 32 {
+            return Err(err(key, "the secret must be at least 32 bytes".into()));
+        }
+        Ok(secret)
+    })
+    .transpose()?;
+
     let mut emails = HashSet::new();
     let mut ids = HashSet::new();
     for (i, user) in config.users.iter().enumerate() {
@@ -321,6 +342,7 @@ fn validate_tenant(
         config,
         dialect,
         keys,
+        api_key_secret,
         lifetimes,
     })
 }

@@ -31,6 +31,12 @@ pub struct TenantConfig {
     pub tokens: TokensConfig,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Secret API keys are derived from (at least 32 bytes); without it one
+    /// is generated and kept in the store.
+    #[serde(default)]
+    pub api_key_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub api_key_secret_env: Option<String>,
     #[serde(default)]
     pub lockout: LockoutConfig,
     #[serde(default)]

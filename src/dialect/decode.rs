@@ -135,18 +135,18 @@ pub fn decode(
     // `json_any`: a body that is a JSON object is JSON whatever the
     // Content-Type says (curl -d labels it a form); anything else keeps the
     // declared encoding, or is read as JSON when none is declared.
-    let json_anyway = encodings.contains(&Encoding::JsonAny)
-        && matches!(declared, None | Some(Encoding::Form))
-        && matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
-    let encoding = if json_anyway {
-        Some(Encoding::JsonAny)
-    } else {
-        declared
+    let json_anyway = (encodings.contains(&Encoding::JsonAny)
+        && matches!(declared, None | Some(Encoding::Form)))
+    .then(|| serde_json::from_slice::<Value>(body).ok())
+    .flatten();
+    if let Some(Value::Object(object)) = json_anyway {
+        return read_fields(object, fields, strict, false);
     }
-    .or(encodings
-        .contains(&Encoding::JsonAny)
-        .then_some(Encoding::JsonAny))
-    .ok_or(Problem::UnsupportedEncoding)?;
+    let encoding = declared
+        .or(encodings
+            .contains(&Encoding::JsonAny)
+            .then_some(Encoding::JsonAny))
+        .ok_or(Problem::UnsupportedEncoding)?;
     let object = match encoding {
         Encoding::Json | Encoding::JsonAny => match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(object)) => object,
@@ -166,7 +166,17 @@ pub fn decode(
             .collect(),
     };
     let from_form = matches!(encoding, Encoding::Form | Encoding::Multipart);
+    read_fields(object, fields, strict, from_form)
+}
 
+/// The route's inputs out of a decoded body; `from_form` bodies carry
+/// every value as text.
+fn read_fields(
+    object: serde_json::Map<String, Value>,
+    fields: &[InputField],
+    strict: bool,
+    from_form: bool,
+) -> Result<Inputs, Problem> {
     let missing: Vec<String> = fields
         .iter()
         .filter(|f| f.required && object.get(&f.wire).is_none_or(Value::is_null))

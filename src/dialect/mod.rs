@@ -170,7 +170,7 @@ fn check_param_regex(regex: &str) -> Result<(), String> {
     let refuse = |what: String| {
         Err(format!(
             "{what} in `{regex}`: a parameter regex may hold letters, digits, `-_~`, \
-             classes `[...]` of those and `.`, groups `(...)`/`(?:...)`, `|`, and `? * + {{m,n}}`"
+             classes `[...]` of those (and `.` inside a class), groups `(...)`/`(?:...)`, `|`, and `? * + {{m,n}}`"
         ))
     };
     if regex.is_empty() {
@@ -540,7 +540,12 @@ impl Dialect {
         for (i, spec) in file.routes.iter().enumerate() {
             let route = compile_route(spec, &file.params)
                 .map_err(|(k, e)| (format!("routes[{i}].{k}"), e))?;
-            if !seen.insert((route.method.clone(), route.path.clone())) {
+            // With trailing-slash tolerance, `/a` and `/a/` are one route.
+            let mounted = match route.path.strip_suffix('/') {
+                Some(bare) if file.trailing_slash && !bare.is_empty() => bare.to_owned(),
+                _ => route.path.clone(),
+            };
+            if !seen.insert((route.method.clone(), mounted)) {
                 return Err((
                     format!("routes[{i}]"),
                     format!("duplicate route `{}`", route.label()),
@@ -625,14 +630,11 @@ impl Dialect {
         code: &str,
     ) -> Option<&'a ResponseTemplate> {
         let precise = (message_key != code).then_some(message_key);
-        precise
-            .into_iter()
-            .chain(fallback_chain(code))
-            .find_map(|c| {
-                route
-                    .and_then(|r| r.errors.get(c))
-                    .or_else(|| self.errors.get(c))
-            })
+        let keys: Vec<&str> = precise.into_iter().chain(fallback_chain(code)).collect();
+        // Whatever a route maps wins over the dialect-wide table.
+        route
+            .and_then(|r| keys.iter().find_map(|k| r.errors.get(*k)))
+            .or_else(|| keys.iter().find_map(|k| self.errors.get(*k)))
     }
 
     fn message<'a>(&'a self, route: Option<&'a Route>, failure: &Failure) -> &'a Text {

@@ -200,20 +200,14 @@ impl Engine {
 
     /// A refresh token in, a new access token out; with `rotate`, a new
     /// refresh token too, and the presented one can never be used again.
-    /// With `kind` [`CredentialKind::AccessToken`], a sliding session: a
-    /// live access token is exchanged for a fresh one and revoked.
     /// The new tokens carry the holder's current roles.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn refresh(
         &self,
         tenant: &Tenant,
         refresh_token: &str,
-        kind: CredentialKind,
         rotate: bool,
     ) -> EngineResult<Grant> {
-        if kind == CredentialKind::AccessToken {
-            return self.slide(tenant, refresh_token).await;
-        }
         let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
         let identity = holder(tenant, &claims)?;
         let family = claims
@@ -265,17 +259,35 @@ impl Engine {
         })
     }
 
-    async fn slide(&self, tenant: &Tenant, access_token: &str) -> EngineResult<Grant> {
-        let (claims, identity) = self
-            .authenticate(tenant, access_token, CredentialKind::AccessToken)
-            .await?;
-        self.store
-            .revoke_token(&tenant.id, &claims.jti, claims.exp)
-            .await?;
-        let family = claims.sid.as_deref().unwrap_or_default();
+    /// A sliding session: a live access token is exchanged, once, for a
+    /// fresh one in the same session, until the session's own end. Sliding
+    /// the same token again is replay: the session is revoked.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn slide(&self, tenant: &Tenant, access_token: &str) -> EngineResult<Grant> {
+        let revoked = EngineError::InvalidToken(TokenProblem::Revoked);
+        // Not `authenticate`: an already revoked token must reach the replay
+        // check below, which is what ends the session.
+        let claims = self.check_token(tenant, access_token, TokenType::Access)?;
+        let identity = holder(tenant, &claims)?;
+        let family = claims
+            .sid
+            .as_deref()
+            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let Some(session_end) = self.store.family_end(&tenant.id, family).await? else {
+            return Err(revoked);
+        };
+        if !self
+            .store
+            .revoke_token_once(&tenant.id, &claims.jti, claims.exp)
+            .await?
+        {
+            tracing::warn!(tenant = %tenant.id, "slid access token presented again; session revoked");
+            self.revoke_family(tenant, family, session_end).await?;
+            return Err(revoked);
+        }
         let session = Session {
             family,
-            refresh_exp: claims.exp,
+            refresh_exp: session_end,
         };
         let now = unix_now();
         let access_token = self.issue(
@@ -290,7 +302,7 @@ impl Engine {
             access_token,
             refresh_token: None,
             expires_in: tenant.lifetimes.access.as_secs(),
-            refresh_expires_in: None,
+            refresh_expires_in: Some(session_end.saturating_sub(now)),
             api_key: None,
             subject: identity.subject,
             email: identity.email,
@@ -387,8 +399,8 @@ impl Engine {
         Ok(key)
     }
 
-    /// HMAC-SHA256 of tenant, subject and generation under a random
-    /// per-tenant secret kept in the store (shared by replicas).
+    /// HMAC-SHA256 of tenant, subject and generation under the tenant's
+    /// configured secret, or a random one kept in the store (shared by replicas).
     async fn derive_api_key(
         &self,
         tenant: &Tenant,
@@ -396,12 +408,17 @@ impl Engine {
         generation: u64,
     ) -> EngineResult<String> {
         use hmac::Mac;
-        let mut candidate = vec![0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut candidate);
-        let secret = self
-            .store
-            .secret_get_or_insert(&tenant.id, "api-key-derivation", candidate)
-            .await?;
+        use secrecy::ExposeSecret;
+        let secret = match &tenant.api_key_secret {
+            Some(configured) => configured.expose_secret().as_bytes().to_vec(),
+            None => {
+                let mut candidate = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut candidate);
+                self.store
+                    .secret_get_or_insert(&tenant.id, "api-key-derivation", candidate)
+                    .await?
+            }
+        };
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&secret)
             .map_err(|e| EngineError::Internal(anyhow::anyhow!("api key secret: {e}")))?;
         for part in [tenant.id.as_bytes(), b"\x1f", subject.as_bytes(), b"\x1f"] {

@@ -56,6 +56,8 @@ pub struct Tenant {
     pub uniform_login_errors: bool,
     /// Claims the dialect adds to every token, by name.
     pub extra_claims: Vec<(String, ClaimValue)>,
+    /// The configured API-key derivation secret (else one kept in the store).
+    pub api_key_secret: Option<SecretString>,
     users_by_email: HashMap<String, Arc<User>>,
     users_by_id: HashMap<String, Arc<User>>,
     companies: HashMap<String, Company>,
@@ -120,6 +122,7 @@ impl Tenant {
             },
             uniform_login_errors: config.uniform_login_errors,
             extra_claims,
+            api_key_secret: None,
             users_by_email,
             users_by_id,
             companies,

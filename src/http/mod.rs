@@ -212,13 +212,15 @@ async fn build_tenant(
     let keyset = keys::KeySet::new(pairs)?;
     let config = loaded.config;
     let lifetimes = loaded.lifetimes;
-    let tenant = {
+    let api_key_secret = loaded.api_key_secret;
+    let mut tenant = {
         let config = config.clone();
         let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
         tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes, claims))
             .await??
     };
+    tenant.api_key_secret = api_key_secret;
     let context = TenantContext {
         tenant,
         dialect: loaded.dialect,

@@ -14,7 +14,7 @@ use crate::dialect::decode::{self, Input, Inputs, Problem};
 use crate::dialect::model::Operation;
 use crate::dialect::template::{Placeholder, Values};
 use crate::dialect::{Dialect, Failure, Response, Route, TokenSource};
-use crate::engine::{EngineError, Grant, LoginRequest, Tenant};
+use crate::engine::{CredentialKind, EngineError, Grant, LoginRequest, Tenant};
 
 /// A tenant at run time: the engine's view and the dialect it speaks.
 pub struct TenantContext {
@@ -43,7 +43,7 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
     }
     for pattern in patterns {
         let mut forms = vec![pattern.to_owned()];
-        if context.dialect.trailing_slash {
+        if context.dialect.trailing_slash && pattern != "/" {
             forms.push(match pattern.strip_suffix('/') {
                 Some(bare) if !bare.is_empty() => bare.to_owned(),
                 _ => format!("{pattern}/"),
@@ -162,12 +162,12 @@ async fn operate(
         }
         Operation::Refresh => {
             let token = presented_token(route, req, &mut inputs)?;
-            grant_values(
-                engine
-                    .refresh(tenant, &token, token_kind(route), route.rotates_refresh)
-                    .await
-                    .map_err(failed)?,
-            )
+            let grant = if token_kind(route) == CredentialKind::AccessToken {
+                engine.slide(tenant, &token).await
+            } else {
+                engine.refresh(tenant, &token, route.rotates_refresh).await
+            };
+            grant_values(grant.map_err(failed)?)
         }
         Operation::Revoke => {
             let (token, kind) = (presented_token(route, req, &mut inputs)?, token_kind(route));
@@ -194,11 +194,11 @@ async fn operate(
     Ok(route.render_success(&values))
 }
 
-fn token_kind(route: &Route) -> crate::engine::CredentialKind {
+fn token_kind(route: &Route) -> CredentialKind {
     route
         .token
         .as_ref()
-        .map_or(crate::engine::CredentialKind::AccessToken, |t| t.kind)
+        .map_or(CredentialKind::AccessToken, |t| t.kind)
 }
 
 /// Reads the route's token where the dialect says clients send it.

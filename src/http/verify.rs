@@ -30,20 +30,18 @@ pub async fn verify(
             .map(|t| (t, credential.kind))
     });
     // The company the caller acts for, where the dialect has clients say it.
-    let company = dialect
-        .company_header
-        .as_deref()
-        .and_then(|name| header_text(&req, name))
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    let result = match presented {
-        Some((token, kind)) => {
+    let result = match (
+        presented,
+        claimed_company(&req, dialect.company_header.as_deref()),
+    ) {
+        (None, _) => Err(EngineError::MissingToken),
+        (Some(_), Err(())) => Err(EngineError::Forbidden),
+        (Some((token, kind)), Ok(company)) => {
             gateway
                 .engine
                 .verify(&context.tenant, token, kind, company)
                 .await
         }
-        None => Err(EngineError::MissingToken),
     };
     match result {
         Ok(principal) => {
@@ -70,5 +68,23 @@ pub async fn verify(
             answer.status = crate::dialect::usual_status(failure.code);
             to_http(answer)
         }
+    }
+}
+
+/// The company named by `header`: none when the header is absent. Sent
+/// twice, empty or unreadable, it is refused (`Err`): an upstream might read
+/// another copy than the one checked here.
+fn claimed_company<'a>(req: &'a HttpRequest, header: Option<&str>) -> Result<Option<&'a str>, ()> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let mut values = req.headers().get_all(header);
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => match value.to_str().map(str::trim) {
+            Ok(company) if !company.is_empty() => Ok(Some(company)),
+            _ => Err(()),
+        },
+        (Some(_), Some(_)) => Err(()),
     }
 }

@@ -171,6 +171,46 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn revoke_token_once(
+        &self,
+        tenant: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<bool> {
+        let k = key(tenant, jti);
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            let already = txn
+                .open_table(REVOKED)?
+                .get(k.as_str())?
+                .is_some_and(|exp| exp.value() >= unix_now());
+            if already {
+                return Ok(false);
+            }
+            txn.open_table(REVOKED)?.insert(k.as_str(), expires_at)?;
+            index_expiry(&txn, "revoked", &k, expires_at)?;
+            txn.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
+        let k = key(tenant, family);
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(FAMILIES)?;
+            let record: Option<FamilyRecord> = table
+                .get(k.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(record
+                .filter(|r| !r.revoked && r.expires_at >= unix_now())
+                .map(|r| r.expires_at))
+        })
+        .await
+    }
+
     async fn token_state(
         &self,
         tenant: &str,

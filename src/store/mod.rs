@@ -98,6 +98,18 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a token id dead until `expires_at` (unix seconds).
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()>;
 
+    /// Revokes a token id unless it already is; `true` when this call did it.
+    /// Atomic: of concurrent callers, exactly one wins.
+    async fn revoke_token_once(
+        &self,
+        tenant: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<bool>;
+
+    /// When a live (known, unrevoked) family ends, if it is live.
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>>;
+
     /// Is this token, or the refresh family it belongs to, revoked?
     async fn token_state(
         &self,

@@ -548,3 +548,28 @@ fn dialect_leaving_an_error_unanswered_is_rejected() {
         "can fail with `malformed_request`",
     );
 }
+
+#[test]
+fn a_short_api_key_secret_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_in(dir.path(), "short.secret", b"too short");
+    let error = error_in(
+        dir.path(),
+        &tenant_with(&format!("api_key_secret_file = {path}")),
+    );
+    assert_error(&error, "t.toml", "api_key_secret_file", "at least 32 bytes");
+}
+
+#[test]
+fn routes_equal_up_to_a_tolerated_trailing_slash_are_duplicates() {
+    let elyssa = include_str!("../../dialects/elyssa.toml")
+        .replace(r#"name = "elyssa""#, r#"name = "slashy""#)
+        .replace("\"/auth/refresh/\"", "\"/auth/login\"");
+    let error = error_of(tenant_with("").dialect("slashy", &elyssa));
+    assert_error(
+        &error,
+        "slashy.toml",
+        "routes[1]",
+        "duplicate route `POST /auth/login`",
+    );
+}

@@ -124,13 +124,7 @@ async fn refresh_reads_the_body_field_and_answers_an_access_token() {
         assert_eq!(status_json(response).await, (401, unauthorized.clone()));
     }
     let missing = app.post_json("/el/auth/refresh/", &json!({})).await;
-    assert_eq!(
-        status_json(missing).await,
-        (
-            400,
-            json!({"statusCode": 400, "message": ["refresh must be a string"], "error": "Bad Request"})
-        )
-    );
+    assert_eq!(status_json(missing).await, (401, unauthorized));
 }
 
 #[tokio::test]
@@ -161,4 +155,42 @@ async fn verify_checks_x_company_id() {
             json!({"statusCode": 403, "message": "Forbidden resource", "error": "Forbidden"})
         )
     );
+}
+
+#[tokio::test]
+async fn a_doubled_empty_or_unreadable_company_header_is_forbidden() {
+    let app = app().await;
+    let (_, body) = login(&app, "/el/auth/login/", ACME).await;
+    let access = body["accessToken"].as_str().unwrap();
+    let forbidden =
+        json!({"statusCode": 403, "message": "Forbidden resource", "error": "Forbidden"});
+    let mut doubled = reqwest::header::HeaderMap::new();
+    doubled.append("x-company-id", ACME.parse().unwrap());
+    doubled.append("x-company-id", OTHER.parse().unwrap());
+    let mut empty = reqwest::header::HeaderMap::new();
+    empty.append("x-company-id", "".parse().unwrap());
+    let mut unreadable = reqwest::header::HeaderMap::new();
+    unreadable.append(
+        "x-company-id",
+        reqwest::header::HeaderValue::from_bytes(&[0xe9, b'x']).unwrap(),
+    );
+    for (what, headers) in [
+        ("doubled", doubled),
+        ("empty", empty),
+        ("unreadable", unreadable),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/el/_polyauth/verify"))
+            .bearer_auth(access)
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_json(response).await,
+            (403, forbidden.clone()),
+            "{what}"
+        );
+    }
 }

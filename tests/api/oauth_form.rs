@@ -190,3 +190,64 @@ async fn an_expired_token_is_told_apart() {
         (401, json!({"detail": "Token has expired"}))
     );
 }
+
+#[tokio::test]
+async fn a_replayed_slide_ends_the_session_and_concurrent_slides_win_once() {
+    let app = app().await;
+    let (_, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    let first = body["access_token"].as_str().unwrap().to_owned();
+    let slide = |token: String| {
+        let request = app
+            .client
+            .post(app.url("/of/auth/refresh"))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let statuses = futures_util::future::join_all((0..8).map(|_| slide(first.clone()))).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    // The losers were replays: the whole session is gone, the winner's token too.
+    let (_, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    let fresh = body["access_token"].as_str().unwrap().to_owned();
+    let response = app
+        .client
+        .post(app.url("/of/auth/refresh"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = status_json(response).await;
+    let slid = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(slide(fresh).await, 401);
+    assert_eq!(app.verify("/of", &slid).await.status(), 401);
+}
+
+#[tokio::test]
+async fn sliding_stops_at_the_end_of_the_session() {
+    let tenant = format!(
+        "id = \"of\"\ndialect = \"oauth-form\"\npath_prefix = \"/of\"\nissuer = \"iss\"\naudience = \"aud\"\n\
+         [tokens]\nrefresh_ttl = \"1s\"\n[[users]]\nemail = \"user@of.test\"\npassword_hash = \"{}\"\n",
+        password_hash(PASSWORD)
+    );
+    let app = TestApp::spawn(Setup::new().tenant("of", tenant)).await;
+    let (_, body) = status_json(form_login(&app, "user@of.test", PASSWORD).await).await;
+    let token = body["access_token"].as_str().unwrap();
+    let session_end = polyauth::store::unix_now() + 1;
+    while polyauth::store::unix_now() <= session_end {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = app
+        .client
+        .post(app.url("/of/auth/refresh"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(response).await,
+        (401, json!({"detail": "Could not validate credentials"}))
+    );
+}
