@@ -156,6 +156,21 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A token sent where `source` says, from the request's headers; `None` for
+/// a body field (the body decoder reads those) or when absent or empty.
+pub fn header_credential<'a>(
+    req: &'a HttpRequest,
+    source: &crate::dialect::TokenSource,
+) -> Option<&'a str> {
+    use crate::dialect::TokenSource;
+    let token = match source {
+        TokenSource::Bearer => bearer(req),
+        TokenSource::Header(name) => header_text(req, name).map(str::trim),
+        TokenSource::Field(_) => None,
+    };
+    token.filter(|t| !t.is_empty())
+}
+
 /// A dialect answer as an HTTP response.
 pub fn to_http(response: Response) -> HttpResponse {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -8,7 +8,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, Scope, web};
 use secrecy::SecretString;
 
 use super::Gateway;
-use super::request::{BodyError, LogTags, bearer, client_ip, header_text, read_body, to_http};
+use super::request::{
+    BodyError, LogTags, client_ip, header_credential, header_text, read_body, to_http,
+};
 use super::verify::verify;
 use crate::dialect::decode::{self, Input, Inputs, Problem};
 use crate::dialect::model::Operation;
@@ -211,9 +213,8 @@ fn presented_token(
         .token
         .as_ref()
         .and_then(|credential| match &credential.source {
-            TokenSource::Bearer => bearer(req).map(str::to_owned),
-            TokenSource::Header(name) => header_text(req, name).map(|v| v.trim().to_owned()),
             TokenSource::Field(_) => inputs.take_text(Input::Token),
+            source => header_credential(req, source).map(str::to_owned),
         });
     token
         .filter(|t| !t.is_empty())

@@ -5,9 +5,8 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::Gateway;
-use super::request::{bearer, header_text, to_http};
+use super::request::{header_credential, to_http};
 use super::tenant::{TenantContext, failed};
-use crate::dialect::TokenSource;
 use crate::engine::EngineError;
 
 /// Answers 200 with `X-Auth-*` headers for a valid credential, else the
@@ -20,14 +19,7 @@ pub async fn verify(
     context.tag(&req, "verify");
     let dialect = &context.dialect;
     let presented = dialect.verify.iter().find_map(|credential| {
-        let token = match &credential.source {
-            TokenSource::Bearer => bearer(&req),
-            TokenSource::Header(name) => header_text(&req, name).map(str::trim),
-            TokenSource::Field(_) => None,
-        };
-        token
-            .filter(|t| !t.is_empty())
-            .map(|t| (t, credential.kind))
+        header_credential(&req, &credential.source).map(|t| (t, credential.kind))
     });
     // The company the caller acts for, where the dialect has clients say it.
     let result = match (
