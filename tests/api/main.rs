@@ -11,5 +11,6 @@ mod payhub;
 mod pixyle;
 mod process;
 mod sixth_vendor;
+mod store_suite;
 mod tokens;
 mod visualyze;

@@ -1,0 +1,340 @@
+//! The behaviour every store backend must have, written once against the
+//! `Store` trait. Each backend instantiates it with `store_suite!`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use polyauth::store::{
+    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Store, StoredSigningKey, TokenState, unix_now,
+};
+
+/// Instantiates every behaviour test for a backend made by `$make`
+/// (an async expression giving `(Arc<dyn Store>, guard)`; the guard keeps
+/// whatever the store needs alive for the test's duration).
+macro_rules! store_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn revocations_hold_until_expiry() {
+                let (store, _guard) = $make;
+                super::revocations_hold_until_expiry(store).await;
+            }
+
+            #[tokio::test]
+            async fn revoking_once_has_exactly_one_winner() {
+                let (store, _guard) = $make;
+                super::revoking_once_has_exactly_one_winner(store).await;
+            }
+
+            #[tokio::test]
+            async fn families_rotate_detect_reuse_and_die() {
+                let (store, _guard) = $make;
+                super::families_rotate_detect_reuse_and_die(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_family_rotates_once_under_concurrency() {
+                let (store, _guard) = $make;
+                super::a_family_rotates_once_under_concurrency(store).await;
+            }
+
+            #[tokio::test]
+            async fn api_keys_rotate_per_subject() {
+                let (store, _guard) = $make;
+                super::api_keys_rotate_per_subject(store).await;
+            }
+
+            #[tokio::test]
+            async fn lockout_locks_at_the_limit_and_lifts() {
+                let (store, _guard) = $make;
+                super::lockout_locks_at_the_limit_and_lifts(store).await;
+            }
+
+            #[tokio::test]
+            async fn concurrent_attempts_lock_at_exactly_the_limit() {
+                let (store, _guard) = $make;
+                super::concurrent_attempts_lock_at_exactly_the_limit(store).await;
+            }
+
+            #[tokio::test]
+            async fn the_first_signing_key_and_secret_win() {
+                let (store, _guard) = $make;
+                super::the_first_signing_key_and_secret_win(store).await;
+            }
+
+            #[tokio::test]
+            async fn tenants_never_see_each_other() {
+                let (store, _guard) = $make;
+                super::tenants_never_see_each_other(store).await;
+            }
+        }
+    };
+}
+
+store_suite!(embedded, {
+    let dir = tempfile::tempdir().unwrap();
+    let store = polyauth::store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    (Arc::new(store) as Arc<dyn Store>, dir)
+});
+
+async fn revocations_hold_until_expiry(store: Arc<dyn Store>) {
+    let now = unix_now();
+    assert_eq!(
+        store.token_state("t", "a", None).await.unwrap(),
+        TokenState::Active
+    );
+    store.revoke_token("t", "a", now + 60).await.unwrap();
+    store.revoke_token("t", "old", now - 1).await.unwrap();
+    assert_eq!(
+        store.token_state("t", "a", None).await.unwrap(),
+        TokenState::Revoked
+    );
+    // Past its end a revocation is forgotten: the token itself has expired.
+    assert_eq!(
+        store.token_state("t", "old", None).await.unwrap(),
+        TokenState::Active
+    );
+    store.ping().await.unwrap();
+}
+
+async fn revoking_once_has_exactly_one_winner(store: Arc<dyn Store>) {
+    let exp = unix_now() + 60;
+    let calls = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.revoke_token_once("t", "j", exp).await.unwrap() })
+    });
+    let wins = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|won| *won.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    assert_eq!(
+        store.token_state("t", "j", None).await.unwrap(),
+        TokenState::Revoked
+    );
+}
+
+async fn families_rotate_detect_reuse_and_die(store: Arc<dyn Store>) {
+    let end = unix_now() + 3600;
+    store.family_start("t", "f", "r1", end).await.unwrap();
+    assert_eq!(store.family_end("t", "f").await.unwrap(), Some(end));
+    // Presenting the current token without rotating changes nothing.
+    assert_eq!(
+        store.family_use("t", "f", "r1", None).await.unwrap(),
+        FamilyUse::Current
+    );
+    assert_eq!(
+        store.family_use("t", "f", "r1", Some("r2")).await.unwrap(),
+        FamilyUse::Current
+    );
+    assert_eq!(
+        store.family_use("t", "f", "r2", None).await.unwrap(),
+        FamilyUse::Current
+    );
+    // r1 was rotated out: presenting it is reuse, and the family dies.
+    assert_eq!(
+        store.family_use("t", "f", "r1", None).await.unwrap(),
+        FamilyUse::Reused
+    );
+    assert_eq!(
+        store.family_use("t", "f", "r2", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+    assert_eq!(
+        store.token_state("t", "any", Some("f")).await.unwrap(),
+        TokenState::Revoked
+    );
+    assert_eq!(store.family_end("t", "f").await.unwrap(), None);
+
+    store.family_start("t", "g", "s1", end).await.unwrap();
+    store.family_revoke("t", "g", end).await.unwrap();
+    assert_eq!(
+        store.family_use("t", "g", "s1", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+    assert_eq!(
+        store.family_use("t", "unknown", "x", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+}
+
+async fn a_family_rotates_once_under_concurrency(store: Arc<dyn Store>) {
+    store
+        .family_start("t", "f", "r1", unix_now() + 3600)
+        .await
+        .unwrap();
+    let calls = (0..20).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .family_use("t", "f", "r1", Some(&format!("next-{i}")))
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<FamilyUse> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let current = outcomes
+        .iter()
+        .filter(|o| **o == FamilyUse::Current)
+        .count();
+    assert_eq!(current, 1, "{outcomes:?}");
+}
+
+async fn api_keys_rotate_per_subject(store: Arc<dyn Store>) {
+    let record = |generation| ApiKeyRecord {
+        subject: "alice".into(),
+        created_at: unix_now(),
+        generation,
+    };
+    assert_eq!(store.api_key_of("t", "alice").await.unwrap(), None);
+    store.api_key_rotate("t", "h1", &record(0)).await.unwrap();
+    assert_eq!(
+        store.api_key_get("t", "h1").await.unwrap().unwrap().subject,
+        "alice"
+    );
+    store.api_key_rotate("t", "h2", &record(1)).await.unwrap();
+    // The previous key stops working; the subject's current one is the new.
+    assert_eq!(store.api_key_get("t", "h1").await.unwrap(), None);
+    let (hash, current) = store.api_key_of("t", "alice").await.unwrap().unwrap();
+    assert_eq!((hash.as_str(), current.generation), ("h2", 1));
+}
+
+async fn lockout_locks_at_the_limit_and_lifts(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window: Duration::from_secs(60),
+        lock_for: Duration::from_secs(1),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+            Attempt::Allowed
+        );
+    }
+    let Attempt::Locked { retry_after } =
+        store.lockout_attempt("t", "acct", &policy).await.unwrap()
+    else {
+        panic!("the fourth attempt must be locked");
+    };
+    assert!(retry_after <= policy.lock_for);
+    // Still locked while the lock lasts, then a fresh window.
+    assert!(matches!(
+        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        Attempt::Locked { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        Attempt::Allowed
+    );
+    // A reset clears the counter; a release gives one attempt back.
+    store.lockout_release("t", "acct", true).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+            Attempt::Allowed
+        );
+    }
+    store.lockout_release("t", "acct", false).await.unwrap();
+    assert_eq!(
+        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        Attempt::Allowed
+    );
+    assert!(matches!(
+        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        Attempt::Locked { .. }
+    ));
+}
+
+async fn concurrent_attempts_lock_at_exactly_the_limit(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        window: Duration::from_secs(60),
+        lock_for: Duration::from_secs(60),
+    };
+    let calls = (0..50).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.lockout_attempt("t", "acct", &policy).await.unwrap() })
+    });
+    let allowed = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|a| *a.as_ref().unwrap() == Attempt::Allowed)
+        .count();
+    assert_eq!(allowed, 5);
+}
+
+async fn the_first_signing_key_and_secret_win(store: Arc<dyn Store>) {
+    let key = |kid: &str| StoredSigningKey {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        pkcs8_der: kid.as_bytes().to_vec(),
+    };
+    assert_eq!(
+        store
+            .signing_key_get_or_insert("t", key("first"))
+            .await
+            .unwrap()
+            .kid,
+        "first"
+    );
+    assert_eq!(
+        store
+            .signing_key_get_or_insert("t", key("second"))
+            .await
+            .unwrap()
+            .kid,
+        "first"
+    );
+    let first = store
+        .secret_get_or_insert("t", "s", vec![1; 32])
+        .await
+        .unwrap();
+    let second = store
+        .secret_get_or_insert("t", "s", vec![2; 32])
+        .await
+        .unwrap();
+    assert_eq!((first.clone(), second), (vec![1; 32], vec![1; 32]));
+}
+
+async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
+    let end = unix_now() + 60;
+    store.revoke_token("a", "j", end).await.unwrap();
+    store.family_start("a", "f", "r", end).await.unwrap();
+    assert_eq!(
+        store.token_state("b", "j", None).await.unwrap(),
+        TokenState::Active
+    );
+    assert_eq!(
+        store.family_use("b", "f", "r", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+    let key = StoredSigningKey {
+        kid: "a-key".into(),
+        alg: "EdDSA".into(),
+        pkcs8_der: vec![1],
+    };
+    store
+        .signing_key_get_or_insert("a", key.clone())
+        .await
+        .unwrap();
+    let other = StoredSigningKey {
+        kid: "b-key".into(),
+        ..key
+    };
+    assert_eq!(
+        store
+            .signing_key_get_or_insert("b", other)
+            .await
+            .unwrap()
+            .kid,
+        "b-key"
+    );
+}
