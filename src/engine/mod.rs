@@ -228,35 +228,11 @@ impl Engine {
             }
             FamilyUse::Dead => return Err(EngineError::InvalidToken(TokenProblem::Revoked)),
         }
-        let now = unix_now();
         let session = Session {
             family,
             refresh_exp: claims.exp,
         };
-        let access_token = self.issue(
-            tenant,
-            &identity,
-            &session,
-            TokenType::Access,
-            new_id(),
-            now,
-        )?;
-        let refresh_token = match next_jti {
-            Some(jti) => {
-                Some(self.issue(tenant, &identity, &session, TokenType::Refresh, jti, now)?)
-            }
-            None => None,
-        };
-        Ok(Grant {
-            access_token,
-            refresh_token,
-            expires_in: tenant.lifetimes.access.as_secs(),
-            refresh_expires_in: Some(claims.exp.saturating_sub(now)),
-            api_key: None,
-            subject: identity.subject,
-            email: identity.email,
-            company_id: identity.company,
-        })
+        self.grant(tenant, identity, &session, next_jti, unix_now())
     }
 
     /// A sliding session: a live access token is exchanged, once, for a
@@ -289,25 +265,7 @@ impl Engine {
             family,
             refresh_exp: session_end,
         };
-        let now = unix_now();
-        let access_token = self.issue(
-            tenant,
-            &identity,
-            &session,
-            TokenType::Access,
-            new_id(),
-            now,
-        )?;
-        Ok(Grant {
-            access_token,
-            refresh_token: None,
-            expires_in: tenant.lifetimes.access.as_secs(),
-            refresh_expires_in: Some(session_end.saturating_sub(now)),
-            api_key: None,
-            subject: identity.subject,
-            email: identity.email,
-            company_id: identity.company,
-        })
+        self.grant(tenant, identity, &session, None, unix_now())
     }
 
     /// Makes a token dead until its expiry. A refresh token takes its whole
@@ -605,27 +563,29 @@ impl Engine {
         self.store
             .family_start(&tenant.id, &family, &refresh_jti, session.refresh_exp)
             .await?;
-        let refresh_token = self.issue(
-            tenant,
-            &identity,
-            &session,
-            TokenType::Refresh,
-            refresh_jti,
-            now,
-        )?;
-        let access_token = self.issue(
-            tenant,
-            &identity,
-            &session,
-            TokenType::Access,
-            new_id(),
-            now,
-        )?;
+        self.grant(tenant, identity, &session, Some(refresh_jti), now)
+    }
+
+    /// Signs a fresh access token, and a refresh token when `refresh_jti`
+    /// is given, for `identity` in `session`.
+    fn grant(
+        &self,
+        tenant: &Tenant,
+        identity: Identity,
+        session: &Session<'_>,
+        refresh_jti: Option<String>,
+        now: u64,
+    ) -> EngineResult<Grant> {
+        let refresh_token = refresh_jti
+            .map(|jti| self.issue(tenant, &identity, session, TokenType::Refresh, jti, now))
+            .transpose()?;
+        let access_token =
+            self.issue(tenant, &identity, session, TokenType::Access, new_id(), now)?;
         Ok(Grant {
             access_token,
-            refresh_token: Some(refresh_token),
+            refresh_token,
             expires_in: tenant.lifetimes.access.as_secs(),
-            refresh_expires_in: Some(refresh_ttl.as_secs()),
+            refresh_expires_in: Some(session.refresh_exp.saturating_sub(now)),
             api_key: None,
             subject: identity.subject,
             email: identity.email,
