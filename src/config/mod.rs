@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use server::{StoreConfig, StoreKind};
+
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
 use crate::engine::keys::{self, KeyPair};
@@ -167,7 +169,46 @@ fn load_server(
     if server.workers == Some(0) {
         return Err(ConfigError::new(&file, "workers", "must be above zero"));
     }
+    if server.store.kind == StoreKind::Redis {
+        validate_redis(&file, &server.store)?;
+    }
     Ok(server)
+}
+
+fn validate_redis(file: &str, store: &StoreConfig) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret;
+    let url = store
+        .redis_url()
+        .map_err(|problem| ConfigError::new(file, "store.url", problem))?;
+    if let Err(e) = redis::Client::open(url.expose_secret()) {
+        // The parser's message can quote the URL, password and all: only its kind is told.
+        return Err(ConfigError::new(
+            file,
+            "store.url",
+            format!("not a usable Redis URL ({:?})", e.kind()),
+        ));
+    }
+    let prefix = &store.key_prefix;
+    if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace) {
+        return Err(ConfigError::new(
+            file,
+            "store.key_prefix",
+            "must be non-empty, without `{`, `}` or spaces (the tenant's `{hash tag}` follows it)",
+        ));
+    }
+    for (key, value) in [
+        ("store.timeout", store.timeout.0),
+        ("store.connect_timeout", store.connect_timeout.0),
+    ] {
+        if value > Duration::from_secs(30) {
+            return Err(ConfigError::new(
+                file,
+                key,
+                "at most 30s: a request waits this long",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn deserialize_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {

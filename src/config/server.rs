@@ -3,7 +3,14 @@
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use secrecy::SecretString;
 use serde::Deserialize;
+
+use super::duration::HumanDuration;
+use super::secret::SecretSource;
+
+/// Where `store.kind = "redis"` connects when no URL is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 /// The server file, after defaults and `POLYAUTH__…` environment layering.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +65,29 @@ pub struct StoreConfig {
     pub url_env: Option<String>,
     #[serde(default)]
     pub url_file: Option<PathBuf>,
+    /// Put before every Redis key, so several deployments can share one Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for one Redis call; past it the call fails closed.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Longest wait for a connection to Redis.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+}
+
+impl StoreConfig {
+    /// The Redis URL from `url`, `url_file` or `url_env` (one at most),
+    /// else a local Redis. The error never holds the URL: it may hold a password.
+    pub fn redis_url(&self) -> Result<SecretString, String> {
+        let source = SecretSource::pick("url", self.url_file.as_ref(), self.url_env.as_ref())?;
+        match (&self.url, source) {
+            (Some(_), Some(_)) => Err("give only one of `url`, `url_file` and `url_env`".into()),
+            (Some(url), None) => Ok(SecretString::from(url.clone())),
+            (None, Some(source)) => source.read(),
+            (None, None) => Ok(SecretString::from(DEFAULT_REDIS_URL.to_owned())),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -68,6 +98,9 @@ impl Default for StoreConfig {
             url: None,
             url_env: None,
             url_file: None,
+            key_prefix: default_key_prefix(),
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
         }
     }
 }
@@ -118,4 +151,16 @@ fn default_store_path() -> PathBuf {
 
 fn default_max_concurrent() -> usize {
     2
+}
+
+fn default_key_prefix() -> String {
+    "polyauth".into()
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::secs(3)
 }

@@ -181,9 +181,7 @@ impl Engine {
         client_ip: Option<IpAddr>,
     ) -> EngineResult<Grant> {
         let ip = client_ip.map(address_key);
-        if let Some(ip) = &ip {
-            self.reserve(tenant, ip).await?;
-        }
+        self.reserve_attempts(tenant, None, ip.as_deref()).await?;
         let Some(company) = tenant.company(company_id) else {
             return Err(EngineError::UnknownUser);
         };
@@ -497,47 +495,22 @@ impl Engine {
         Ok(self.store.family_revoke(&tenant.id, family, until).await?)
     }
 
-    /// Reserves an attempt on the account and on the client address. Both
-    /// counters always count, so each locks at exactly its own limit; an
-    /// attempt refused by one is given back to the other.
+    /// Reserves one attempt on the account and the client address
+    /// together: refused by either, it counts on neither, so under any
+    /// concurrency each locks at exactly its own limit.
     async fn reserve_attempts(
         &self,
         tenant: &Tenant,
         account: Option<&str>,
         ip: Option<&str>,
     ) -> EngineResult<()> {
-        let on_account = match account {
-            Some(account) => self.reserve(tenant, account).await,
-            None => Ok(()),
-        };
-        let on_ip = match ip {
-            Some(ip) => self.reserve(tenant, ip).await,
-            None => Ok(()),
-        };
-        match (on_account, on_ip) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Ok(()), Err(refused)) => {
-                if let Some(account) = account {
-                    self.store
-                        .lockout_release(&tenant.id, account, false)
-                        .await?;
-                }
-                Err(refused)
-            }
-            (Err(refused), Ok(())) => {
-                if let Some(ip) = ip {
-                    self.store.lockout_release(&tenant.id, ip, false).await?;
-                }
-                Err(refused)
-            }
-            (Err(a), Err(b)) => Err(longer_lock(a, b)),
+        let counters: Vec<&str> = account.into_iter().chain(ip).collect();
+        if counters.is_empty() {
+            return Ok(());
         }
-    }
-
-    async fn reserve(&self, tenant: &Tenant, counter: &str) -> EngineResult<()> {
         match self
             .store
-            .lockout_attempt(&tenant.id, counter, &tenant.lockout)
+            .lockout_attempt(&tenant.id, &counters, &tenant.lockout)
             .await?
         {
             Attempt::Allowed => Ok(()),
@@ -699,21 +672,6 @@ fn address_key(ip: IpAddr) -> String {
             format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
         v4 => format!("ip:{v4}"),
-    }
-}
-
-/// Of two refusals, the one that lasts longer (a store failure wins).
-fn longer_lock(a: EngineError, b: EngineError) -> EngineError {
-    match (&a, &b) {
-        (EngineError::LockedOut { retry_after: x }, EngineError::LockedOut { retry_after: y }) => {
-            if y > x {
-                b
-            } else {
-                a
-            }
-        }
-        (EngineError::LockedOut { .. }, _) => b,
-        _ => a,
     }
 }
 

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use crate::config::server::StoreKind;
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, Tenant, keys};
-use crate::store::{EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, RedisSettings, RedisStore, Store};
 use request::{LogTags, access_log};
 use tenant::{TenantContext, mount};
 
@@ -74,9 +74,15 @@ impl Application {
                     format!("cannot open the store at {}", server.store.path.display())
                 })?)
             }
-            StoreKind::Redis => {
-                anyhow::bail!("store.kind = \"redis\" is not available in this version")
-            }
+            StoreKind::Redis => Arc::new(
+                RedisStore::connect(RedisSettings {
+                    url: server.store.redis_url().map_err(anyhow::Error::msg)?,
+                    key_prefix: server.store.key_prefix.clone(),
+                    timeout: server.store.timeout.0,
+                    connect_timeout: server.store.connect_timeout.0,
+                })
+                .await?,
+            ),
         };
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
         let mut contexts = Vec::new();

@@ -441,40 +441,60 @@ impl Store for EmbeddedStore {
     async fn lockout_attempt(
         &self,
         tenant: &str,
-        counter: &str,
+        counters: &[&str],
         policy: &LockoutPolicy,
     ) -> StoreResult<Attempt> {
-        let k = key(tenant, counter);
+        let keys: Vec<String> = counters.iter().map(|c| key(tenant, c)).collect();
         let policy = *policy;
         self.run(move |db| {
             let now = unix_now_ms();
+            // One write transaction at a time: every counter is checked and
+            // counted in one atomic step.
             let txn = db.begin_write()?;
-            let mut record: LockoutRecord = read_json(&txn, LOCKOUT, &k)?.unwrap_or_default();
-            if record.locked_until_ms > now {
+            let mut records = Vec::with_capacity(keys.len());
+            for k in &keys {
+                let record: LockoutRecord = read_json(&txn, LOCKOUT, k)?.unwrap_or_default();
+                records.push(record);
+            }
+            let wait_ms = records
+                .iter()
+                .map(|r| r.locked_until_ms.saturating_sub(now))
+                .max()
+                .unwrap_or(0);
+            if wait_ms > 0 {
                 return Ok(Attempt::Locked {
-                    retry_after: Duration::from_millis(record.locked_until_ms - now),
+                    retry_after: Duration::from_millis(wait_ms),
                 });
             }
-            if record.window_ends_ms <= now {
-                record = LockoutRecord {
-                    attempts: 0,
-                    window_ends_ms: now + policy.window.as_millis() as u64,
-                    locked_until_ms: 0,
-                };
+            for record in &mut records {
+                if record.window_ends_ms <= now {
+                    *record = LockoutRecord {
+                        attempts: 0,
+                        window_ends_ms: now + policy.window.as_millis() as u64,
+                        locked_until_ms: 0,
+                    };
+                }
             }
-            record.attempts += 1;
-            let outcome = if record.attempts > policy.max_failures {
-                record.attempts = 0;
-                record.locked_until_ms = now + policy.lock_for.as_millis() as u64;
+            let over = |r: &LockoutRecord| r.attempts >= policy.max_failures;
+            let outcome = if records.iter().any(over) {
+                for record in records.iter_mut().filter(|r| over(r)) {
+                    record.attempts = 0;
+                    record.locked_until_ms = now + policy.lock_for.as_millis() as u64;
+                }
                 Attempt::Locked {
                     retry_after: policy.lock_for,
                 }
             } else {
+                for record in &mut records {
+                    record.attempts += 1;
+                }
                 Attempt::Allowed
             };
-            txn.open_table(LOCKOUT)?
-                .insert(k.as_str(), encode(&record)?.as_slice())?;
-            index_expiry(&txn, "lockout", &k, record.ends_at())?;
+            for (k, record) in keys.iter().zip(&records) {
+                txn.open_table(LOCKOUT)?
+                    .insert(k.as_str(), encode(record)?.as_slice())?;
+                index_expiry(&txn, "lockout", k, record.ends_at())?;
+            }
             txn.commit()?;
             Ok(outcome)
         })

@@ -5,6 +5,7 @@
 //! end is forgotten once that end has passed, so a store does not grow.
 
 mod embedded;
+mod redis;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
+pub use redis::{RedisSettings, RedisStore, STALENESS as REDIS_STALENESS};
 
 /// The store could not be reached or answered something unreadable.
 /// Callers fail closed on it.
@@ -166,12 +168,15 @@ pub trait Store: Send + Sync + 'static {
         candidate: Vec<u8>,
     ) -> StoreResult<Vec<u8>>;
 
-    /// Atomically reserves one login attempt on counter `key`: past
-    /// `max_failures` attempts within `window`, the counter locks for `lock_for`.
+    /// Atomically reserves one login attempt on every one of `counters` (an
+    /// account and a client address). It is allowed only if no counter is
+    /// locked and none would pass `max_failures` within its `window`; then
+    /// each counts it. Otherwise nothing is counted, and the counters it
+    /// would have taken past the limit lock for `lock_for`.
     async fn lockout_attempt(
         &self,
         tenant: &str,
-        key: &str,
+        counters: &[&str],
         policy: &LockoutPolicy,
     ) -> StoreResult<Attempt>;
 

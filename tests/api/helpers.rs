@@ -66,6 +66,8 @@ email_verified = false
 /// Files of one gateway configuration, written into a directory.
 pub struct Setup {
     pub server_extra: String,
+    /// Lines of the `[store]` table (after the embedded store's `path`).
+    pub store_extra: String,
     pub tenants: Vec<(String, String)>,
     pub dialects: Vec<(String, String)>,
 }
@@ -74,6 +76,7 @@ impl Setup {
     pub fn new() -> Self {
         Self {
             server_extra: String::new(),
+            store_extra: String::new(),
             tenants: Vec::new(),
             dialects: Vec::new(),
         }
@@ -95,6 +98,14 @@ impl Setup {
         self
     }
 
+    /// Uses the Redis at `url`, keys under `prefix`.
+    pub fn redis(mut self, url: &str, prefix: &str) -> Self {
+        self.store_extra.push_str(&format!(
+            "kind = \"redis\"\nurl = {url:?}\nkey_prefix = {prefix:?}\n"
+        ));
+        self
+    }
+
     /// Writes `polyauth.toml`, `tenants/` and `dialects/` under `dir`.
     pub fn write(&self, dir: &Path) -> PathBuf {
         let config = dir.join("config");
@@ -110,9 +121,10 @@ impl Setup {
             format!("dialects_dir = {:?}\n", dialects.display().to_string())
         };
         let server = format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n{dialects_line}{}\n[store]\npath = {:?}\n",
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n{dialects_line}{}\n[store]\npath = {:?}\n{}",
             self.server_extra,
             dir.join("data/polyauth.redb").display().to_string(),
+            self.store_extra,
         );
         std::fs::write(config.join("polyauth.toml"), server).unwrap();
         for (stem, text) in &self.tenants {
@@ -216,4 +228,116 @@ pub async fn status_json(response: reqwest::Response) -> (u16, Value) {
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
     (status, body)
+}
+
+/// The real binary, `polyauth serve`, with JSON logs collected as it runs.
+pub struct Served {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub admin_port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+    logs: std::sync::Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    /// Starts `polyauth serve --config <config>` at `RUST_LOG=<level>` and
+    /// waits until it serves.
+    pub fn start(config: &Path, level: &str) -> Self {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_polyauth"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", level)
+            .env("POLYAUTH__LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(Mutex::new(String::new()));
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        // Both pipes are always drained, so a chatty server never blocks on them.
+        let readers = [stdout, stderr]
+            .into_iter()
+            .map(|pipe| {
+                let (logs, sender) = (std::sync::Arc::clone(&logs), sender.clone());
+                std::thread::spawn(move || {
+                    for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                        logs.lock().unwrap().push_str(&line);
+                        logs.lock().unwrap().push('\n');
+                        let _ = sender.send(line);
+                    }
+                })
+            })
+            .collect();
+        let mut served = Self {
+            child,
+            port: 0,
+            admin_port: 0,
+            lines,
+            logs,
+            readers,
+        };
+        let event = served.wait_for("polyauth serving");
+        served.port = event["port"].as_u64().unwrap() as u16;
+        served.admin_port = event["admin_port"].as_u64().unwrap() as u16;
+        served
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Waits for the JSON log line whose message is `message`.
+    pub fn wait_for(&mut self, message: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {message:?} line; logs so far:\n{}", self.logs()));
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["message"] == message {
+                    return event;
+                }
+            }
+        }
+    }
+
+    /// Everything logged so far, stdout and stderr.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its status and all it logged.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
+        (status, self.logs())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -10,6 +10,8 @@ mod oauth_form;
 mod payhub;
 mod pixyle;
 mod process;
+mod redis;
+mod redis_server;
 mod sixth_vendor;
 mod store_suite;
 mod tokens;

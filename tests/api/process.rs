@@ -1,89 +1,23 @@
 //! The real binary as an operator runs it: what it logs, how it stops.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Read;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Setup, pixyle_tenant};
-
-struct Served {
-    child: Child,
-    port: u16,
-    stdout: Option<BufReader<std::process::ChildStdout>>,
-}
+use crate::helpers::{PASSWORD, Served, Setup, pixyle_tenant};
 
 /// Starts `polyauth serve` with JSON logs at debug level and waits for its port.
 fn serve(dir: &std::path::Path) -> Served {
     let config = Setup::new()
-        .server("log_format = \"json\"")
         .tenant("a", pixyle_tenant("a", "/a", ""))
         .write(dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_polyauth"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut served = Served {
-        child,
-        port: 0,
-        stdout: None,
-    };
-    served.stdout = served.child.stdout.take().map(BufReader::new);
-    let event = served.wait_for("polyauth serving");
-    served.port = event["port"].as_u64().unwrap() as u16;
-    served
-}
-
-impl Served {
-    fn stdout(&mut self) -> &mut BufReader<std::process::ChildStdout> {
-        self.stdout.as_mut().unwrap()
-    }
-
-    /// Reads JSON log lines until one whose message is `message`.
-    fn wait_for(&mut self, message: &str) -> Value {
-        let started = Instant::now();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = self.stdout().read_line(&mut line).unwrap();
-            assert!(read > 0, "polyauth exited before logging {message:?}");
-            if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                if event["message"] == message {
-                    return event;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no {message:?} line"
-            );
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    Served::start(&config, "debug")
 }
 
 #[tokio::test]
 async fn logs_never_hold_a_password_token_or_key() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = serve(dir.path());
+    let served = serve(dir.path());
     let base = format!("http://127.0.0.1:{}/a", served.port);
     let client = reqwest::Client::new();
     let login: Value = client
@@ -123,17 +57,8 @@ async fn logs_never_hold_a_password_token_or_key() {
         .await
         .unwrap();
 
-    terminate(&served.child);
-    let mut logs = String::new();
-    served.stdout().read_to_string(&mut logs).unwrap();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    served.child.wait().unwrap();
+    served.terminate();
+    let (_, logs) = served.wait();
     let requests = logs
         .lines()
         .filter(|l| l.contains("polyauth::access"))
@@ -164,15 +89,13 @@ fn sigterm_drains_and_exits_zero() {
     .unwrap();
     stream.flush().unwrap();
     served.wait_for("argon2 verification running");
-    terminate(&served.child);
+    served.terminate();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    if !answer.starts_with("HTTP/1.1 200") {
-        let mut logs = String::new();
-        let _ = served.child.wait();
-        let _ = served.stdout().read_to_string(&mut logs);
-        panic!("answer {answer:?}; server log after the signal:\n{logs}");
-    }
-    let status = served.child.wait().unwrap();
+    let (status, logs) = served.wait();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "answer {answer:?}; server log:\n{logs}"
+    );
     assert!(status.success(), "exit status {status}");
 }

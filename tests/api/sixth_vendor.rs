@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Setup, TestApp, password_hash, status_json};
 
-const SIXTH: &str = r#"
+pub const SIXTH: &str = r#"
 name = "sixth"
 title = "A vendor polyauth has never heard of"
 

@@ -23,6 +23,12 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
+            async fn revocations_and_families_end_on_time() {
+                let (store, _guard) = $make;
+                super::revocations_and_families_end_on_time(store).await;
+            }
+
+            #[tokio::test]
             async fn revoking_once_has_exactly_one_winner() {
                 let (store, _guard) = $make;
                 super::revoking_once_has_exactly_one_winner(store).await;
@@ -59,6 +65,12 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
+            async fn an_attempt_counts_on_all_its_counters_or_none() {
+                let (store, _guard) = $make;
+                super::an_attempt_counts_on_all_its_counters_or_none(store).await;
+            }
+
+            #[tokio::test]
             async fn the_first_signing_key_and_secret_win() {
                 let (store, _guard) = $make;
                 super::the_first_signing_key_and_secret_win(store).await;
@@ -79,6 +91,12 @@ store_suite!(embedded, {
     (Arc::new(store) as Arc<dyn Store>, dir)
 });
 
+store_suite!(redis, {
+    let server = crate::redis_server::RedisServer::start();
+    let store = crate::redis::connect(&server, "suite").await;
+    (Arc::new(store) as Arc<dyn Store>, server)
+});
+
 async fn revocations_hold_until_expiry(store: Arc<dyn Store>) {
     let now = unix_now();
     assert_eq!(
@@ -97,6 +115,32 @@ async fn revocations_hold_until_expiry(store: Arc<dyn Store>) {
         TokenState::Active
     );
     store.ping().await.unwrap();
+}
+
+async fn revocations_and_families_end_on_time(store: Arc<dyn Store>) {
+    let end = unix_now() + 1;
+    store.revoke_token("t", "short", end).await.unwrap();
+    store.family_start("t", "f", "r", end).await.unwrap();
+    store.family_start("t", "g", "s", end).await.unwrap();
+    store.family_revoke("t", "g", end).await.unwrap();
+    assert_eq!(
+        store.token_state("t", "short", None).await.unwrap(),
+        TokenState::Revoked
+    );
+    assert_eq!(
+        store.token_state("t", "x", Some("g")).await.unwrap(),
+        TokenState::Revoked
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        store.token_state("t", "short", None).await.unwrap(),
+        TokenState::Active
+    );
+    assert_eq!(
+        store.family_use("t", "f", "r", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+    assert_eq!(store.family_end("t", "f").await.unwrap(), None);
 }
 
 async fn revoking_once_has_exactly_one_winner(store: Arc<dyn Store>) {
@@ -214,41 +258,61 @@ async fn lockout_locks_at_the_limit_and_lifts(store: Arc<dyn Store>) {
     };
     for _ in 0..3 {
         assert_eq!(
-            store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+            store
+                .lockout_attempt("t", &["acct"], &policy)
+                .await
+                .unwrap(),
             Attempt::Allowed
         );
     }
-    let Attempt::Locked { retry_after } =
-        store.lockout_attempt("t", "acct", &policy).await.unwrap()
+    let Attempt::Locked { retry_after } = store
+        .lockout_attempt("t", &["acct"], &policy)
+        .await
+        .unwrap()
     else {
         panic!("the fourth attempt must be locked");
     };
     assert!(retry_after <= policy.lock_for);
     // Still locked while the lock lasts, then a fresh window.
     assert!(matches!(
-        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        store
+            .lockout_attempt("t", &["acct"], &policy)
+            .await
+            .unwrap(),
         Attempt::Locked { .. }
     ));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        store
+            .lockout_attempt("t", &["acct"], &policy)
+            .await
+            .unwrap(),
         Attempt::Allowed
     );
     // A reset clears the counter; a release gives one attempt back.
     store.lockout_release("t", "acct", true).await.unwrap();
     for _ in 0..3 {
         assert_eq!(
-            store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+            store
+                .lockout_attempt("t", &["acct"], &policy)
+                .await
+                .unwrap(),
             Attempt::Allowed
         );
     }
     store.lockout_release("t", "acct", false).await.unwrap();
     assert_eq!(
-        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        store
+            .lockout_attempt("t", &["acct"], &policy)
+            .await
+            .unwrap(),
         Attempt::Allowed
     );
     assert!(matches!(
-        store.lockout_attempt("t", "acct", &policy).await.unwrap(),
+        store
+            .lockout_attempt("t", &["acct"], &policy)
+            .await
+            .unwrap(),
         Attempt::Locked { .. }
     ));
 }
@@ -261,7 +325,12 @@ async fn concurrent_attempts_lock_at_exactly_the_limit(store: Arc<dyn Store>) {
     };
     let calls = (0..50).map(|_| {
         let store = Arc::clone(&store);
-        tokio::spawn(async move { store.lockout_attempt("t", "acct", &policy).await.unwrap() })
+        tokio::spawn(async move {
+            store
+                .lockout_attempt("t", &["acct"], &policy)
+                .await
+                .unwrap()
+        })
     });
     let allowed = futures_util::future::join_all(calls)
         .await
@@ -269,6 +338,50 @@ async fn concurrent_attempts_lock_at_exactly_the_limit(store: Arc<dyn Store>) {
         .filter(|a| *a.as_ref().unwrap() == Attempt::Allowed)
         .count();
     assert_eq!(allowed, 5);
+}
+
+async fn an_attempt_counts_on_all_its_counters_or_none(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        window: Duration::from_secs(60),
+        lock_for: Duration::from_secs(60),
+    };
+    // 50 concurrent attempts on an account from one address: exactly the
+    // limit get through, although each touches two counters.
+    let calls = (0..50).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .lockout_attempt("t", &["acct:a", "ip:1"], &policy)
+                .await
+                .unwrap()
+        })
+    });
+    let allowed = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|a| *a.as_ref().unwrap() == Attempt::Allowed)
+        .count();
+    assert_eq!(allowed, 5);
+    // Refused because of one counter, an attempt does not count on the other.
+    for _ in 0..5 {
+        assert!(matches!(
+            store
+                .lockout_attempt("t", &["acct:a", "ip:2"], &policy)
+                .await
+                .unwrap(),
+            Attempt::Locked { .. }
+        ));
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            store
+                .lockout_attempt("t", &["acct:b", "ip:2"], &policy)
+                .await
+                .unwrap(),
+            Attempt::Allowed
+        );
+    }
 }
 
 async fn the_first_signing_key_and_secret_win(store: Arc<dyn Store>) {

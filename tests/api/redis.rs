@@ -1,0 +1,447 @@
+//! The Redis store against real `redis-server` processes: its key layout
+//! and TTLs, replicas (real polyauth processes) sharing it, and outages.
+
+use std::time::{Duration, Instant};
+
+use polyauth::store::{
+    ApiKeyRecord, LockoutPolicy, RedisSettings, RedisStore, Store, StoredSigningKey, TokenState,
+    unix_now,
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, Served, Setup, TestApp, password_hash, pixyle_tenant, status_json};
+use crate::redis_server::RedisServer;
+use crate::sixth_vendor::SIXTH;
+
+/// A store on `server` with keys under `prefix`.
+pub async fn connect(server: &RedisServer, prefix: &str) -> RedisStore {
+    RedisStore::connect(RedisSettings {
+        url: server.url().into(),
+        key_prefix: prefix.into(),
+        timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(3),
+    })
+    .await
+    .unwrap()
+}
+
+/// The integer of a RESP integer reply (`:42`).
+fn integer(reply: &str) -> i64 {
+    reply
+        .trim()
+        .strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
+}
+
+#[tokio::test]
+async fn entries_carry_the_time_they_have_left_under_the_tenant_hash_tag() {
+    let server = RedisServer::start();
+    let store = connect(&server, "pa").await;
+    let now = unix_now();
+    store.revoke_token("acme", "j1", now + 100).await.unwrap();
+    store
+        .family_start("acme", "f1", "r1", now + 200)
+        .await
+        .unwrap();
+    store
+        .family_start("acme", "f2", "r2", now + 50)
+        .await
+        .unwrap();
+    // Revoking extends a family's record to the later end, never shortens it.
+    store.family_revoke("acme", "f2", now + 300).await.unwrap();
+    store.family_revoke("acme", "f1", now + 10).await.unwrap();
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        window: Duration::from_secs(60),
+        lock_for: Duration::from_secs(600),
+    };
+    store
+        .lockout_attempt("acme", &["acct:a@b.test"], &policy)
+        .await
+        .unwrap();
+    let record = ApiKeyRecord {
+        subject: "alice".into(),
+        created_at: now,
+        generation: 0,
+    };
+    store.api_key_rotate("acme", "h1", &record).await.unwrap();
+    store
+        .secret_get_or_insert("acme", "api-key-derivation", vec![7; 32])
+        .await
+        .unwrap();
+    let key = StoredSigningKey {
+        kid: "k".into(),
+        alg: "EdDSA".into(),
+        pkcs8_der: vec![1],
+    };
+    store.signing_key_get_or_insert("acme", key).await.unwrap();
+
+    let ttl = |key: &str| integer(&server.command(&format!("TTL {key}")));
+    let within = |key: &str, expected: u64| {
+        let left = ttl(key);
+        assert!(
+            (expected as i64 - 3..=expected as i64).contains(&left),
+            "{key}: TTL {left}, expected about {expected}"
+        );
+    };
+    within("pa:{acme}:revoked:j1", 100);
+    within("pa:{acme}:family:f1", 200);
+    within("pa:{acme}:family:f2", 300);
+    within("pa:{acme}:lockout:acct:a@b.test", 60);
+    // What has no natural end has no TTL.
+    for key in [
+        "pa:{acme}:apikey:h1",
+        "pa:{acme}:apikey-of:alice",
+        "pa:{acme}:secret:api-key-derivation",
+        "pa:{acme}:signing-key",
+    ] {
+        assert_eq!(ttl(key), -1, "{key}");
+    }
+    let keys = server.command("KEYS *");
+    let names: Vec<&str> = keys
+        .lines()
+        .filter(|l| !l.starts_with(['*', '$']))
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(
+        names.iter().all(|k| k.starts_with("pa:{acme}:")),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn key_prefixes_keep_deployments_apart() {
+    let server = RedisServer::start();
+    let one = connect(&server, "one").await;
+    let two = connect(&server, "two").await;
+    one.revoke_token("t", "j", unix_now() + 60).await.unwrap();
+    assert_eq!(
+        two.token_state("t", "j", None).await.unwrap(),
+        TokenState::Active
+    );
+    assert_eq!(
+        one.token_state("t", "j", None).await.unwrap(),
+        TokenState::Revoked
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_store_reaches_the_others_memory() {
+    let server = RedisServer::start();
+    let a = connect(&server, "shared").await;
+    let b = connect(&server, "shared").await;
+    let end = unix_now() + 60;
+    // B learns these are live, and keeps that answer.
+    for (jti, family) in [("j1", None), ("j2", Some("f"))] {
+        assert_eq!(
+            b.token_state("t", jti, family).await.unwrap(),
+            TokenState::Active
+        );
+    }
+    let record = ApiKeyRecord {
+        subject: "alice".into(),
+        created_at: unix_now(),
+        generation: 0,
+    };
+    a.api_key_rotate("t", "h1", &record).await.unwrap();
+    assert!(b.api_key_get("t", "h1").await.unwrap().is_some());
+
+    a.revoke_token("t", "j1", end).await.unwrap();
+    a.family_revoke("t", "f", end).await.unwrap();
+    a.api_key_rotate("t", "h2", &record).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let j1 = b.token_state("t", "j1", None).await.unwrap();
+        let j2 = b.token_state("t", "j2", Some("f")).await.unwrap();
+        let h1 = b.api_key_get("t", "h1").await.unwrap();
+        if (j1, j2, h1.is_none()) == (TokenState::Revoked, TokenState::Revoked, true) {
+            break;
+        }
+        assert!(
+            started.elapsed() < polyauth::store::REDIS_STALENESS,
+            "B still answers from memory: {j1:?} {j2:?} {h1:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Pixyle tenant `p` at `/p` on Redis under `prefix`; its signing key is
+/// generated into the store (no `[[keys]]`).
+fn pixyle_on_redis(server: &RedisServer, prefix: &str) -> Setup {
+    let lockout = "[lockout]\nmax_failures = 5\nwindow = \"1m\"\nlock_for = \"2s\"\n";
+    Setup::new()
+        .redis(&server.url(), prefix)
+        .tenant("p", pixyle_tenant("p", "/p", lockout))
+}
+
+async fn pixyle_login(client: &reqwest::Client, base: &str, password: &str) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}/p/auth/v1/token"))
+        .json(&json!({"email": "user@p.test", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    status_json(response).await
+}
+
+async fn verify(client: &reqwest::Client, base: &str, token: &str) -> u16 {
+    client
+        .get(format!("{base}/p/_polyauth/verify"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn logout(client: &reqwest::Client, base: &str, token: &str) -> (u16, Value) {
+    let response = client
+        .delete(format!("{base}/p/auth/v1/revoke_access"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    status_json(response).await
+}
+
+/// Commands that read or write the store's entries (not pub/sub or PING).
+fn store_calls(server: &RedisServer) -> u64 {
+    ["exists", "hget", "hmget", "get", "evalsha", "eval", "set"]
+        .iter()
+        .map(|c| server.calls(c))
+        .sum()
+}
+
+#[tokio::test]
+async fn verify_answers_live_tokens_without_a_redis_round_trip() {
+    let server = RedisServer::start();
+    let app = TestApp::spawn(pixyle_on_redis(&server, "cache")).await;
+    let (status, login) = app.pixyle_login("/p", "user@p.test", PASSWORD).await;
+    assert_eq!(status, 200, "{login}");
+    let access = login["access_token"].as_str().unwrap();
+    // The first check asks Redis; once the subscription has proved itself
+    // live (its first heartbeat), later checks are answered from memory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = store_calls(&server);
+        assert_eq!(app.verify("/p", access).await.status(), 200);
+        if store_calls(&server) == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "verify never stopped asking Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = store_calls(&server);
+    for _ in 0..50 {
+        assert_eq!(app.verify("/p", access).await.status(), 200);
+    }
+    assert_eq!(store_calls(&server), before, "verify asked Redis");
+    // This replica's own logout is honoured at once.
+    assert_eq!(logout(&app.client, &app.address, access).await.0, 200);
+    assert_eq!(app.verify("/p", access).await.status(), 401);
+}
+
+/// Two real polyauth processes sharing one Redis.
+fn two_replicas(setup: &Setup) -> (tempfile::TempDir, Served, Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup.write(dir.path());
+    let a = Served::start(&config, "info");
+    let b = Served::start(&config, "info");
+    (dir, a, b)
+}
+
+#[tokio::test]
+async fn replicas_share_the_key_and_a_logout_on_one_reaches_the_other_within_a_second() {
+    let server = RedisServer::start();
+    let (_dir, a, b) = two_replicas(&pixyle_on_redis(&server, "replicas"));
+    let client = reqwest::Client::new();
+    let (status, login) = pixyle_login(&client, &a.url(""), PASSWORD).await;
+    assert_eq!(status, 200, "{login}");
+    let access = login["access_token"].as_str().unwrap();
+    // Signed by A with the generated key, verified by B: the key is shared.
+    for _ in 0..5 {
+        assert_eq!(verify(&client, &b.url(""), access).await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(logout(&client, &a.url(""), access).await.0, 200);
+    let logged_out = Instant::now();
+    while verify(&client, &b.url(""), access).await != 401 {
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(1),
+            "B still accepts a token A logged out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(verify(&client, &a.url(""), access).await, 401);
+}
+
+#[tokio::test]
+async fn fifty_wrong_passwords_across_two_replicas_lock_at_exactly_max_failures() {
+    let server = RedisServer::start();
+    let (_dir, a, b) = two_replicas(&pixyle_on_redis(&server, "lockout"));
+    let client = reqwest::Client::new();
+    let bases = [a.url(""), b.url("")];
+    let attempts = (0..50).map(|i| pixyle_login(&client, &bases[i % 2], "wrong password"));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((count(401), count(429)), (5, 45), "{statuses:?}");
+    // Locked on both replicas, even with the right password ...
+    assert_eq!(pixyle_login(&client, &bases[1], PASSWORD).await.0, 429);
+    // ... until `lock_for` has passed.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(pixyle_login(&client, &bases[0], PASSWORD).await.0, 200);
+}
+
+#[tokio::test]
+async fn of_twenty_concurrent_refreshes_across_replicas_exactly_one_wins() {
+    let server = RedisServer::start();
+    let tenant = format!(
+        "id = \"s\"\ndialect = \"sixth\"\npath_prefix = \"/s\"\nissuer = \"iss\"\naudience = \"aud\"\n\
+         [[users]]\nemail = \"me@s.test\"\npassword_hash = \"{}\"\n",
+        password_hash(PASSWORD)
+    );
+    let setup = Setup::new()
+        .redis(&server.url(), "families")
+        .dialect("sixth", SIXTH)
+        .tenant("s", tenant);
+    let (_dir, a, b) = two_replicas(&setup);
+    let client = reqwest::Client::new();
+    let (status, login) = status_json(
+        client
+            .put(a.url("/s/v9/signin"))
+            .json(&json!({"login": "me@s.test", "pass": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{login}");
+    let first = login["result"]["renew"].as_str().unwrap();
+    let renew = |base: String, token: String| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/s/v9/renew"))
+                .header("x-renew", token)
+                .send()
+                .await
+                .unwrap();
+            status_json(response).await
+        }
+    };
+    let bases = [a.url(""), b.url("")];
+    let attempts = (0..20).map(|i| renew(bases[i % 2].clone(), first.to_owned()));
+    let answers = futures_util::future::join_all(attempts).await;
+    let winners: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(winners.len(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 419).count(), 19);
+    // The losers presented a rotated-out token: reuse, so the whole family
+    // is dead, the winner's new refresh token included.
+    let second = winners[0]["result"]["renew"].as_str().unwrap().to_owned();
+    assert_eq!(renew(bases[1].clone(), second).await.0, 419);
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_closed_and_heals_without_a_restart() {
+    let mut redis = RedisServer::start_durable();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pixyle_on_redis(&redis, "outage").write(dir.path());
+    let served = Served::start(&config, "info");
+    let base = served.url("");
+    // No request may hang: the client gives up long after polyauth must have answered.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let ready = || async {
+        client
+            .get(served.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready().await, 200);
+    let (_, login) = pixyle_login(&client, &base, PASSWORD).await;
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    let (_, other) = pixyle_login(&client, &base, PASSWORD).await;
+    let revoked_before = other["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(logout(&client, &base, &revoked_before).await.0, 200);
+    assert_eq!(verify(&client, &base, &access).await, 200);
+
+    redis.kill();
+    let down = Instant::now();
+    while ready().await != 503 {
+        assert!(
+            down.elapsed() < Duration::from_secs(5),
+            "/readyz stayed 200"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Over more than the cache's staleness bound, every use of a credential
+    // answers Pixyle's unavailable answer, quickly, never a success.
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_millis(1500) {
+        let asked = Instant::now();
+        assert_eq!(verify(&client, &base, &access).await, 503);
+        assert!(asked.elapsed() < Duration::from_secs(3), "verify hung");
+        let refreshed = client
+            .post(format!("{base}/p/auth/v1/refresh"))
+            .bearer_auth(&refresh)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(refreshed).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+        let asked = Instant::now();
+        let (status, body) = logout(&client, &base, &access).await;
+        assert_eq!(
+            status, 503,
+            "a logout reported done without its revocation: {body}"
+        );
+        assert_eq!(pixyle_login(&client, &base, PASSWORD).await.0, 503);
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "logout or login hung"
+        );
+    }
+    assert_eq!(ready().await, 503);
+
+    redis.restart();
+    let back = Instant::now();
+    while ready().await != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "/readyz not 200 within 10 s of Redis coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The logout during the outage did not happen; the one before it did.
+    assert_eq!(verify(&client, &base, &access).await, 200);
+    assert_eq!(verify(&client, &base, &revoked_before).await, 401);
+    assert_eq!(logout(&client, &base, &access).await.0, 200);
+    assert_eq!(verify(&client, &base, &access).await, 401);
+
+    served.terminate();
+    let (status, logs) = served.wait();
+    assert!(status.success(), "exit status {status}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(logs.contains("redis subscription lost"), "{logs}");
+}
