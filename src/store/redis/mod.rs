@@ -119,6 +119,19 @@ impl RedisStore {
         let client = redis::Client::open(settings.url.expose_secret())
             .map_err(|e| anyhow::anyhow!("store.url is not a usable Redis URL ({:?})", e.kind()))?;
         let address = client.get_connection_info().addr().to_string();
+        // One plain attempt first: the manager retries every failure, which
+        // would hide a wrong password or database behind a timeout.
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.timeout));
+        tokio::time::timeout(
+            settings.connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&probe),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {:?}", settings.connect_timeout))
+        .and_then(|connected| Ok(connected?))
+        .with_context(|| format!("cannot reach Redis at {address}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.timeout))
