@@ -573,3 +573,57 @@ fn routes_equal_up_to_a_tolerated_trailing_slash_are_duplicates() {
         "duplicate route `POST /auth/login`",
     );
 }
+
+/// `[store]` lines for Redis, with `extra` after them.
+fn redis_store(extra: &str) -> Setup {
+    let mut setup = tenant_with("");
+    setup.store_extra = format!("kind = \"redis\"\n{extra}\n");
+    setup
+}
+
+#[test]
+fn a_redis_key_prefix_with_a_brace_is_rejected() {
+    // A brace would move the `{tenant}` hash tag.
+    let error = error_of(redis_store("key_prefix = \"a{b}\""));
+    assert_error(&error, "polyauth.toml", "store.key_prefix", "`{`");
+}
+
+#[test]
+fn a_redis_url_given_twice_is_rejected() {
+    let error = error_of(redis_store(
+        "url = \"redis://127.0.0.1/0\"\nurl_env = \"REDIS_URL\"",
+    ));
+    assert_error(&error, "polyauth.toml", "store.url", "only one");
+}
+
+#[test]
+fn a_broken_redis_url_is_rejected_without_quoting_it() {
+    let error = error_of(redis_store("url = \"postgres://:hunter2-secret@db/0\""));
+    assert_error(
+        &error,
+        "polyauth.toml",
+        "store.url",
+        "not a usable Redis URL",
+    );
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn a_redis_timeout_above_thirty_seconds_is_rejected() {
+    let error = error_of(redis_store("timeout = \"2m\""));
+    assert_error(&error, "polyauth.toml", "store.timeout", "at most 30s");
+}
+
+#[test]
+fn redis_settings_load_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_in(dir.path(), &redis_store("")).unwrap();
+    let store = &loaded.server.store;
+    assert_eq!(store.key_prefix, "polyauth");
+    assert_eq!(store.timeout.0, std::time::Duration::from_secs(1));
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        store.redis_url().unwrap().expose_secret(),
+        "redis://127.0.0.1:6379/0"
+    );
+}
