@@ -98,10 +98,15 @@ impl Setup {
         self
     }
 
-    /// Uses the Redis at `url`, keys under `prefix`.
-    pub fn redis(mut self, url: &str, prefix: &str) -> Self {
+    /// Uses the Redis at `url`, keys under `prefix`. Calls may take 3 s
+    /// (not 1 s): a busy test machine must not look like an outage.
+    pub fn redis(self, url: &str, prefix: &str) -> Self {
+        self.redis_with_timeout(url, prefix, "3s")
+    }
+
+    pub fn redis_with_timeout(mut self, url: &str, prefix: &str, timeout: &str) -> Self {
         self.store_extra.push_str(&format!(
-            "kind = \"redis\"\nurl = {url:?}\nkey_prefix = {prefix:?}\n"
+            "kind = \"redis\"\nurl = {url:?}\nkey_prefix = {prefix:?}\ntimeout = {timeout:?}\n"
         ));
         self
     }

@@ -105,6 +105,12 @@ async fn revocations_hold_until_expiry(store: Arc<dyn Store>) {
     );
     store.revoke_token("t", "a", now + 60).await.unwrap();
     store.revoke_token("t", "old", now - 1).await.unwrap();
+    // A token is valid through the second of its `exp`: so is its revocation.
+    store.revoke_token("t", "last-second", now).await.unwrap();
+    let last_second = store.token_state("t", "last-second", None).await.unwrap();
+    if unix_now() == now {
+        assert_eq!(last_second, TokenState::Revoked);
+    }
     assert_eq!(
         store.token_state("t", "a", None).await.unwrap(),
         TokenState::Revoked

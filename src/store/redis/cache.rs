@@ -205,7 +205,11 @@ impl Cache {
                         state.live_tokens.clear();
                     }
                 }
-                state.dead_families.insert(key(&tenant, &family), until);
+                let entry = state
+                    .dead_families
+                    .entry(key(&tenant, &family))
+                    .or_default();
+                *entry = (*entry).max(until);
             }
             Event::ApiKey { tenant, hash } => {
                 state.api_keys.remove(&key(&tenant, &hash));

@@ -6,7 +6,8 @@ local wanted = tonumber(ARGV[1])
 if wanted > ends then
   ends = wanted
 end
-redis.call('HSET', KEYS[1], 'revoked', '1', 'end', ends)
-redis.call('EXPIREAT', KEYS[1], ends)
+redis.call('HSET', KEYS[1], 'revoked', '1', 'end', string.format('%d', ends))
+-- Tokens of the family are valid through second `end`: keep the record past it.
+redis.call('EXPIREAT', KEYS[1], ends + 1)
 redis.call('PUBLISH', ARGV[2], ARGV[3] .. ends)
 return ends

@@ -26,7 +26,7 @@ end
 if #over > 0 then
   local lock = tonumber(ARGV[3])
   for _, key in ipairs(over) do
-    redis.call('HSET', key, 'attempts', 0, 'locked_until', now + lock)
+    redis.call('HSET', key, 'attempts', 0, 'locked_until', string.format('%d', now + lock))
     redis.call('PEXPIRE', key, lock)
   end
   return lock

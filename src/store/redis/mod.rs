@@ -20,7 +20,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisResult, Script};
+use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+use redis::{AsyncCommands, IntoConnectionInfo, RedisResult, Script};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -116,8 +117,16 @@ impl RedisStore {
     /// Connects (within the connect timeout) and starts listening for other
     /// replicas' revocations.
     pub async fn connect(settings: RedisSettings) -> anyhow::Result<Self> {
-        let client = redis::Client::open(settings.url.expose_secret())
-            .map_err(|e| anyhow::anyhow!("store.url is not a usable Redis URL ({:?})", e.kind()))?;
+        let unusable = |e: redis::RedisError| {
+            anyhow::anyhow!("store.url is not a usable Redis URL ({:?})", e.kind())
+        };
+        let info = settings
+            .url
+            .expose_secret()
+            .into_connection_info()
+            .map_err(unusable)?
+            .set_tcp_settings(tcp_settings());
+        let client = redis::Client::open(info).map_err(unusable)?;
         let address = client.get_connection_info().addr().to_string();
         // One plain attempt first: the manager retries every failure, which
         // would hide a wrong password or database behind a timeout.
@@ -173,6 +182,7 @@ impl RedisStore {
                 settings.timeout,
             )),
         ];
+        warn_if_evicting(conn.clone(), settings.timeout).await;
         tracing::info!(%address, prefix = %keys.prefix, "redis store connected");
         Ok(Self {
             conn,
@@ -225,7 +235,7 @@ impl RedisStore {
         expires_at: u64,
         once: bool,
     ) -> StoreResult<bool> {
-        if expires_at <= unix_now() {
+        if expires_at < unix_now() {
             // The token has expired: nothing is left to refuse.
             return Ok(true);
         }
@@ -345,7 +355,8 @@ impl Store for RedisStore {
                 .atomic()
                 .hset_multiple(&key, &[("current", jti), ("revoked", "0"), ("end", &end)])
                 .ignore()
-                .expire_at(&key, expires_at as i64)
+                // Its tokens are valid through second `end`: keep it past that.
+                .expire_at(&key, expires_at as i64 + 1)
                 .ignore()
                 .query_async::<()>(&mut conn),
         )
@@ -558,6 +569,38 @@ impl Store for RedisStore {
     }
 }
 
+/// Dead peers are noticed by the kernel, not only by timeouts: unacknowledged
+/// writes give up after a few seconds, idle connections are probed.
+fn tcp_settings() -> TcpSettings {
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let settings = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(Duration::from_secs(5));
+    settings
+}
+
+/// Revocations carry a TTL, so a Redis that evicts volatile keys under
+/// memory pressure would silently forget them first. Managed Redis often
+/// refuses `CONFIG`: then nothing is said.
+async fn warn_if_evicting(mut conn: ConnectionManager, timeout: Duration) {
+    let mut command = redis::cmd("CONFIG");
+    command.arg("GET").arg("maxmemory-policy");
+    let asked = command.query_async::<Vec<String>>(&mut conn);
+    if let Ok(Ok(reply)) = tokio::time::timeout(timeout, asked).await {
+        if let Some(policy) = reply.get(1).filter(|p| *p != "noeviction") {
+            tracing::warn!(
+                %policy,
+                "redis may evict keys under memory pressure, revocations first; set maxmemory-policy noeviction"
+            );
+        }
+    }
+}
+
 /// Proves the subscription live: a message on our own channel, every
 /// [`HEARTBEAT_EVERY`], carrying when it was sent.
 async fn heartbeat(
@@ -638,12 +681,22 @@ impl Subscription {
     fn handle(&self, message: &redis::Msg) {
         let payload = String::from_utf8_lossy(message.get_payload_bytes());
         if message.get_channel_name() == self.heartbeat {
-            if let Ok(micros) = payload.parse::<u64>() {
-                self.cache
-                    .heartbeat(self.base + Duration::from_micros(micros));
+            // Only a heartbeat sent in the past proves anything.
+            let sent = payload
+                .parse::<u64>()
+                .ok()
+                .and_then(|micros| self.base.checked_add(Duration::from_micros(micros)))
+                .filter(|sent| *sent <= Instant::now());
+            if let Some(sent) = sent {
+                self.cache.heartbeat(sent);
             }
-        } else if let Some(event) = Event::parse(&payload) {
-            self.cache.apply(event);
+        } else {
+            match Event::parse(&payload) {
+                Some(event) => self.cache.apply(event),
+                // A write announced in a form this version cannot read (a
+                // newer replica?): forget everything it might have touched.
+                None => self.cache.resubscribed(),
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
--- Marks token KEYS[1] revoked until ARGV[1] (unix seconds) and announces it
--- (ARGV[3] channel, ARGV[4] message). With ARGV[2] = 'once', only if it is
+-- Marks token KEYS[1] revoked through second ARGV[1] (its `exp`: a token is
+-- still valid during that second, so the key ends at the next) and announces
+-- it (ARGV[3] channel, ARGV[4] message). With ARGV[2] = 'once', only if it is
 -- not revoked yet. Returns 1 when this call revoked it.
+local ends = string.format('%d', tonumber(ARGV[1]) + 1)
 local set
 if ARGV[2] == 'once' then
-  set = redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[1])
+  set = redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ends)
 else
-  set = redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
+  set = redis.call('SET', KEYS[1], '1', 'EXAT', ends)
 end
 if not set then
   return 0
