@@ -92,8 +92,8 @@ async fn entries_carry_the_time_they_have_left_under_the_tenant_hash_tag() {
     within("pa:{acme}:lockout:acct:a@b.test", 60);
     // What has no natural end has no TTL.
     for key in [
-        "pa:{acme}:apikey:h1",
-        "pa:{acme}:apikey-of:alice",
+        "pa:{acme}:apikeys",
+        "pa:{acme}:apikey-of",
         "pa:{acme}:secret:api-key-derivation",
         "pa:{acme}:signing-key",
     ] {

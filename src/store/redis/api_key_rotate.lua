@@ -1,15 +1,16 @@
--- Makes ARGV[1] the subject's only API key hash. KEYS[1] subject's pointer,
--- KEYS[2] the new key's record; ARGV[2] the record, ARGV[3] the key prefix of
--- records (same tenant, same slot), ARGV[4] channel, ARGV[5] message prefix.
+-- Makes ARGV[2] the only API key hash of subject ARGV[1]. KEYS[1] is the
+-- tenant's hash subject -> key hash, KEYS[2] its hash key hash -> record;
+-- ARGV[3] the record, ARGV[4] channel, ARGV[5] message prefix.
 -- Returns the hash of the key it replaced, if any.
-local previous = redis.call('GET', KEYS[1])
-if previous and previous ~= ARGV[1] then
-  redis.call('DEL', ARGV[3] .. previous)
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local replaced = previous and previous ~= ARGV[2]
+if replaced then
+  redis.call('HDEL', KEYS[2], previous)
   redis.call('PUBLISH', ARGV[4], ARGV[5] .. previous)
 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-if previous and previous ~= ARGV[1] then
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if replaced then
   return previous
 end
 return false

@@ -78,16 +78,13 @@ struct Keys {
 }
 
 impl Keys {
-    fn kind(&self, tenant: &str, kind: &str) -> String {
-        format!("{}:{{{tenant}}}:{kind}:", self.prefix)
-    }
-
     fn of(&self, tenant: &str, kind: &str, id: &str) -> String {
-        format!("{}{id}", self.kind(tenant, kind))
+        format!("{}:{{{tenant}}}:{kind}:{id}", self.prefix)
     }
 
-    fn signing_key(&self, tenant: &str) -> String {
-        format!("{}:{{{tenant}}}:signing-key", self.prefix)
+    /// A key the tenant has one of.
+    fn tenant(&self, tenant: &str, name: &str) -> String {
+        format!("{}:{{{tenant}}}:{name}", self.prefix)
     }
 
     fn events(&self) -> String {
@@ -424,11 +421,11 @@ impl Store for RedisStore {
                 "api_key_rotate",
                 self.scripts
                     .api_key_rotate
-                    .key(self.keys.of(tenant, "apikey-of", &record.subject))
-                    .key(self.keys.of(tenant, "apikey", key_hash))
+                    .key(self.keys.tenant(tenant, "apikey-of"))
+                    .key(self.keys.tenant(tenant, "apikeys"))
+                    .arg(&record.subject)
                     .arg(key_hash)
                     .arg(encode(record)?)
-                    .arg(self.keys.kind(tenant, "apikey"))
                     .arg(self.keys.events())
                     .arg(Event::prefix('k', tenant))
                     .invoke_async(&mut conn),
@@ -452,7 +449,7 @@ impl Store for RedisStore {
         let bytes: Option<Vec<u8>> = self
             .call(
                 "api_key_get",
-                conn.get(self.keys.of(tenant, "apikey", key_hash)),
+                conn.hget(self.keys.tenant(tenant, "apikeys"), key_hash),
             )
             .await?;
         let record: Option<ApiKeyRecord> = bytes.as_deref().map(decode).transpose()?;
@@ -474,8 +471,9 @@ impl Store for RedisStore {
                 "api_key_of",
                 self.scripts
                     .api_key_of
-                    .key(self.keys.of(tenant, "apikey-of", subject))
-                    .arg(self.keys.kind(tenant, "apikey"))
+                    .key(self.keys.tenant(tenant, "apikey-of"))
+                    .key(self.keys.tenant(tenant, "apikeys"))
+                    .arg(subject)
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -554,7 +552,7 @@ impl Store for RedisStore {
             .call(
                 "signing_key_get_or_insert",
                 redis::cmd("SET")
-                    .arg(self.keys.signing_key(tenant))
+                    .arg(self.keys.tenant(tenant, "signing-key"))
                     .arg(encode(&candidate)?)
                     .arg("NX")
                     .arg("GET")
