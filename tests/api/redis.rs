@@ -330,7 +330,7 @@ async fn fifty_wrong_passwords_across_two_replicas_lock_at_exactly_max_failures(
 }
 
 #[tokio::test]
-async fn of_twenty_concurrent_refreshes_across_replicas_exactly_one_wins() {
+async fn refresh_families_across_replicas_rotate_once_detect_reuse_and_die_on_signout() {
     let server = RedisServer::start();
     let tenant = format!(
         "id = \"s\"\ndialect = \"sixth\"\npath_prefix = \"/s\"\nissuer = \"iss\"\naudience = \"aud\"\n\
@@ -381,6 +381,34 @@ async fn of_twenty_concurrent_refreshes_across_replicas_exactly_one_wins() {
     // is dead, the winner's new refresh token included.
     let second = winners[0]["result"]["renew"].as_str().unwrap().to_owned();
     assert_eq!(renew(bases[1].clone(), second).await.0, 419);
+
+    // Signing out with a refresh token on A ends its session on B.
+    let (_, login) = status_json(
+        client
+            .put(a.url("/s/v9/signin"))
+            .json(&json!({"login": "me@s.test", "pass": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let refresh = login["result"]["renew"].as_str().unwrap().to_owned();
+    let signed_out = client
+        .post(a.url("/s/v9/signout"))
+        .json(&json!({ "token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 202);
+    assert_eq!(renew(bases[1].clone(), refresh).await.0, 419);
+    let access = login["result"]["jwt"].as_str().unwrap();
+    let verified = client
+        .get(b.url("/s/_polyauth/verify"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 401);
 }
 
 #[tokio::test]
