@@ -343,16 +343,18 @@ async fn refresh_families_across_replicas_rotate_once_detect_reuse_and_die_on_si
         .tenant("s", tenant);
     let (_dir, a, b) = two_replicas(&setup);
     let client = reqwest::Client::new();
-    let (status, login) = status_json(
-        client
+    let sign_in = || async {
+        let response = client
             .put(a.url("/s/v9/signin"))
             .json(&json!({"login": "me@s.test", "pass": PASSWORD}))
             .send()
             .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 201, "{login}");
+            .unwrap();
+        let (status, login) = status_json(response).await;
+        assert_eq!(status, 201, "{login}");
+        login
+    };
+    let login = sign_in().await;
     let first = login["result"]["renew"].as_str().unwrap();
     let renew = |base: String, token: String| {
         let client = client.clone();
@@ -383,15 +385,7 @@ async fn refresh_families_across_replicas_rotate_once_detect_reuse_and_die_on_si
     assert_eq!(renew(bases[1].clone(), second).await.0, 419);
 
     // Signing out with a refresh token on A ends its session on B.
-    let (_, login) = status_json(
-        client
-            .put(a.url("/s/v9/signin"))
-            .json(&json!({"login": "me@s.test", "pass": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let login = sign_in().await;
     let refresh = login["result"]["renew"].as_str().unwrap().to_owned();
     let signed_out = client
         .post(a.url("/s/v9/signout"))
