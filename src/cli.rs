@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `hash-password`.
+//! The command line: `serve`, `check`, `hash-password`, `openapi`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -36,6 +36,14 @@ pub enum Command {
     },
     /// Read a password from stdin and print an argon2id PHC string.
     HashPassword,
+    /// Write the OpenAPI document of every dialect to `<out>/<dialect>.json`.
+    Openapi {
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+        /// Also document the dialect files of this directory.
+        #[arg(long)]
+        dialects_dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command; `Ok(false)` means a check failed.
@@ -45,6 +53,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     }) {
         Command::Serve { config } => serve(config).await.map(|()| true),
         Command::Check { config } => Ok(check(&config)),
+        Command::Openapi { out, dialects_dir } => {
+            write_openapi(&out, dialects_dir.as_deref())?;
+            Ok(true)
+        }
         Command::HashPassword => {
             let password = read_password()?;
             println!(
@@ -73,6 +85,24 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     );
     app.run_until_stopped().await?;
     tracing::info!("polyauth stopped");
+    Ok(())
+}
+
+fn write_openapi(
+    out: &std::path::Path,
+    dialects_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let dialects = crate::dialect::Dialects::load(dialects_dir)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for name in dialects.names() {
+        let Some(dialect) = dialects.get(name) else {
+            continue;
+        };
+        let path = out.join(format!("{name}.json"));
+        std::fs::write(&path, crate::openapi::to_json(dialect, None))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dialect;
 pub mod engine;
 pub mod http;
+pub mod openapi;
 pub mod store;
 pub mod telemetry;
 

@@ -269,6 +269,42 @@ fn raisable(operation: Operation, reads_body: bool) -> Vec<&'static str> {
     codes
 }
 
+/// The finer message keys a failure of `code` can carry.
+fn message_keys(code: &'static str, strict: bool) -> Vec<&'static str> {
+    match code {
+        "malformed_request" => {
+            let mut keys = vec![
+                "no_body",
+                "invalid_body",
+                "unsupported_encoding",
+                "missing_field",
+                "wrong_type",
+            ];
+            if strict {
+                keys.push("unknown_field");
+            }
+            keys
+        }
+        "invalid_token" => vec![
+            "token_invalid",
+            "token_expired",
+            "token_revoked",
+            "token_wrong_type",
+        ],
+        code => vec![code],
+    }
+}
+
+/// One way a route can fail, and its answer (see [`Dialect::error_answers`]).
+pub struct ErrorAnswer<'a> {
+    pub code: &'static str,
+    pub message_key: &'static str,
+    pub status: u16,
+    pub headers: Vec<&'a str>,
+    pub body: Option<&'a Node>,
+    pub example: Response,
+}
+
 /// A rendered answer, ready for the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -400,6 +436,16 @@ impl Route {
 
     pub fn render_success(&self, values: &Values) -> Response {
         self.success.render(200, values)
+    }
+
+    /// The success answer's status, header names and body template.
+    pub fn success(&self) -> (u16, Vec<&str>, Option<&Node>) {
+        let template = &self.success;
+        (
+            template.status.unwrap_or(200),
+            template.headers.iter().map(|(n, _)| n.as_str()).collect(),
+            template.body.as_ref(),
+        )
     }
 
     /// `POST /auth/v1/token`, for logs.
@@ -672,6 +718,57 @@ impl Dialect {
                 body: None,
             },
         }
+    }
+
+    /// Every failure `route` can meet (verify's, when `None`) with the
+    /// answer it gets: what an API document lists. The example is rendered
+    /// with sample values.
+    pub fn error_answers<'a>(&'a self, route: Option<&'a Route>) -> Vec<ErrorAnswer<'a>> {
+        let codes = match route {
+            Some(route) => raisable(route.operation, route.reads_body()),
+            None => {
+                let mut codes = vec!["missing_token", "invalid_token"];
+                if self.company_header.is_some() {
+                    codes.push("forbidden");
+                }
+                codes.extend(["unavailable", "internal"]);
+                codes
+            }
+        };
+        let inputs = route.map_or(&[][..], |r| r.inputs.as_slice());
+        let mut answers = Vec::new();
+        for code in codes {
+            for message_key in message_keys(code, route.is_some_and(|r| r.strict)) {
+                let Some(template) = self.template_for_failure(route, message_key, code) else {
+                    continue;
+                };
+                let failure = Failure {
+                    code,
+                    message_key,
+                    field: inputs.first().map(|f| f.wire.clone()),
+                    missing_fields: inputs
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.wire.clone())
+                        .collect(),
+                    expected: (message_key == "wrong_type").then_some("string"),
+                    retry_after: (code == "locked_out").then_some(900),
+                };
+                let mut example = self.render_error(route, &failure);
+                if route.is_none() {
+                    example.status = usual_status(code);
+                }
+                answers.push(ErrorAnswer {
+                    code,
+                    message_key,
+                    status: example.status,
+                    headers: template.headers.iter().map(|(n, _)| n.as_str()).collect(),
+                    body: template.body.as_ref(),
+                    example,
+                });
+            }
+        }
+        answers
     }
 
     /// A summary line for `polyauth check`.

@@ -15,13 +15,31 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
-/// The process is up.
-async fn healthz() -> HttpResponse {
+/// Liveness: the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "admin",
+    responses((status = 200, description = "The process is up.",
+        body = serde_json::Value, example = json!({ "status": "ok" }))),
+)]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: its store answers.
-async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
+/// Readiness: the process can serve, its store answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The store answers.",
+            body = serde_json::Value, example = json!({ "status": "ready" })),
+        (status = 503, description = "The store is unreachable or slow.",
+            body = serde_json::Value, example = json!({ "status": "unavailable", "store": "unreachable" })),
+    ),
+)]
+pub async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
     let store = gateway.engine.store();
     match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),

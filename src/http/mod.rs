@@ -229,6 +229,7 @@ async fn build_tenant(
     tenant.api_key_secret = api_key_secret;
     let context = TenantContext {
         tenant,
+        openapi: crate::openapi::document(&loaded.dialect, None),
         dialect: loaded.dialect,
     };
     Ok((Arc::new(context), config))

@@ -22,6 +22,8 @@ use crate::engine::{CredentialKind, EngineError, Grant, LoginRequest, Tenant};
 pub struct TenantContext {
     pub tenant: Tenant,
     pub dialect: Arc<Dialect>,
+    /// The dialect's document; each answer fills in its server URL.
+    pub openapi: utoipa::openapi::OpenApi,
 }
 
 impl TenantContext {
@@ -70,6 +72,9 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
         scope = scope.service(resource.default_service(web::to(method_not_allowed)));
     }
     scope
+        .service(web::resource("/openapi.json").route(web::get().to(get_openapi)))
+        .service(web::resource("/docs").route(web::get().to(get_docs_root)))
+        .service(web::resource("/docs/{file:.*}").route(web::get().to(get_docs)))
         .service(
             web::resource("/_polyauth/verify")
                 .route(web::get().to(verify))
@@ -77,6 +82,70 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
                 .default_service(web::to(method_not_allowed)),
         )
         .default_service(web::to(not_found))
+}
+
+/// The tenant's OpenAPI document, its server URL the one the client used
+/// (as told by a trusted proxy's `X-Forwarded-Proto`/`-Host`, if any).
+async fn get_openapi(
+    req: HttpRequest,
+    gateway: web::Data<Gateway>,
+    context: web::Data<TenantContext>,
+) -> HttpResponse {
+    context.tag(&req, "openapi");
+    let mount = req.path().strip_suffix("/openapi.json").unwrap_or_default();
+    let proxied = req.peer_addr().is_some_and(|peer| {
+        gateway
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip().to_canonical()))
+    });
+    let (scheme, host) = if proxied {
+        let info = req.connection_info();
+        (info.scheme().to_owned(), info.host().to_owned())
+    } else {
+        let host = header_text(&req, "host").unwrap_or_default().to_owned();
+        ("http".to_owned(), host)
+    };
+    let mut document = context.openapi.clone();
+    document.servers = Some(vec![utoipa::openapi::server::Server::new(format!(
+        "{scheme}://{host}{mount}"
+    ))]);
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-cache"))
+        .json(document)
+}
+
+/// `<mount>/docs` → `<mount>/docs/`, so the page's relative links resolve.
+async fn get_docs_root(req: HttpRequest, context: web::Data<TenantContext>) -> HttpResponse {
+    context.tag(&req, "docs");
+    HttpResponse::Found()
+        .insert_header(("location", "docs/"))
+        .finish()
+}
+
+/// Swagger UI for the tenant's document, served from the binary (no CDN).
+async fn get_docs(
+    req: HttpRequest,
+    file: web::Path<String>,
+    context: web::Data<TenantContext>,
+) -> HttpResponse {
+    context.tag(&req, "docs");
+    static CONFIG: std::sync::LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
+        std::sync::LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::new(["../openapi.json"])));
+    match utoipa_swagger_ui::serve(&file, Arc::clone(&CONFIG)) {
+        Ok(Some(file)) => HttpResponse::Ok()
+            .content_type(file.content_type)
+            .body(file.bytes.into_owned()),
+        Ok(None) => not_found(req, context).await,
+        Err(error) => {
+            tracing::error!(%error, "swagger ui");
+            to_http(
+                context
+                    .dialect
+                    .render_error(None, &Failure::gateway("internal")),
+            )
+        }
+    }
 }
 
 async fn not_found(req: HttpRequest, context: web::Data<TenantContext>) -> HttpResponse {

@@ -9,8 +9,26 @@ use super::request::{header_credential, to_http};
 use super::tenant::{TenantContext, failed};
 use crate::engine::EngineError;
 
-/// Answers 200 with `X-Auth-*` headers for a valid credential, else the
-/// dialect's error body with a real 401, 403 or 503.
+/// Forward-auth: is this credential allowed?
+///
+/// For nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`.
+/// Answers 200 with `X-Auth-*` headers naming the principal for a valid
+/// credential, else the dialect's error body with a real 401, 403 or 503,
+/// even where the dialect's own routes answer 200 for errors.
+#[utoipa::path(
+    method(get, post),
+    path = "/_polyauth/verify",
+    tag = "gateway",
+    responses(
+        (status = 200, description = "The credential is valid.", headers(
+            ("X-Auth-Tenant" = String, description = "The tenant id."),
+            ("X-Auth-Subject" = String, description = "The subject: a user or company id."),
+            ("X-Auth-Email" = String, description = "The user's email, when the subject has one."),
+            ("X-Auth-Roles" = String, description = "The roles, comma-separated."),
+            ("X-Auth-Company" = String, description = "The company id, when the subject has one."),
+        )),
+    )
+)]
 pub async fn verify(
     req: HttpRequest,
     gateway: web::Data<Gateway>,

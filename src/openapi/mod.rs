@@ -1,0 +1,395 @@
+//! One OpenAPI 3.1 document per dialect, built from the same compiled
+//! dialect that drives the wire: routes, request encodings and schemas,
+//! every answer with its status, schema and an example, security schemes.
+
+mod schema;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem,
+    PathsBuilder, Required,
+};
+
+use crate::dialect::model::{Encoding, Operation};
+use crate::dialect::template::{Filled, Placeholder, Values};
+use crate::dialect::{Credential, Dialect, ErrorAnswer, Route, TokenSource};
+
+/// Where `/_polyauth/verify` sits under a tenant's mount.
+pub const VERIFY_PATH: &str = "/_polyauth/verify";
+/// The admin listener at its default address.
+const ADMIN_URL: &str = "http://127.0.0.1:9090";
+
+/// The document for `dialect`; `server` is the tenant's base URL when one
+/// tenant serves it (none for the committed, tenant-less documents).
+pub fn document(dialect: &Dialect, server: Option<&str>) -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    let mut schemes = BTreeMap::new();
+    let operation_ids = operation_ids(&dialect.routes);
+    for (route, operation_id) in dialect.routes.iter().zip(operation_ids) {
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(operation_id))
+            .summary(Some(summary(route.operation)))
+            .tag(dialect.name.clone());
+        for parameter in path_parameters(&route.pattern) {
+            operation = operation.parameter(parameter);
+        }
+        if route.reads_body() {
+            operation = operation.request_body(Some(request_body(route)));
+        }
+        if let Some(credential) = &route.token {
+            if let Some((name, scheme)) = security_scheme(credential) {
+                operation = operation
+                    .security(SecurityRequirement::new(name.clone(), Vec::<String>::new()));
+                schemes.insert(name, scheme);
+            }
+        }
+        let mut answers = vec![success_answer(dialect, route)];
+        answers.extend(dialect.error_answers(Some(route)).iter().map(Answer::from));
+        for (status, response) in responses(answers) {
+            operation = operation.response(status, response);
+        }
+        paths = paths.path(
+            route.path.clone(),
+            PathItem::new(method(&route.method), operation),
+        );
+    }
+
+    let answers: Vec<Answer> = dialect
+        .error_answers(None)
+        .iter()
+        .map(Answer::from)
+        .collect();
+    for (http_method, operation_id) in [
+        (HttpMethod::Get, "verify"),
+        (HttpMethod::Post, "verify_post"),
+    ] {
+        let operation = verify_operation(dialect, operation_id, &answers, &mut schemes);
+        paths = paths.path(VERIFY_PATH, PathItem::new(http_method, operation));
+    }
+
+    paths = admin_paths(paths);
+
+    let mut components = ComponentsBuilder::new();
+    for (name, scheme) in schemes {
+        components = components.security_scheme(name, scheme);
+    }
+    let description = format!(
+        "The `{}` dialect of polyauth{}. Every answer below is what the gateway sends, \
+         byte for byte; errors are listed by status with the failures that produce them.",
+        dialect.name,
+        dialect
+            .vendor_page
+            .as_deref()
+            .map(|page| format!(", following {page}"))
+            .unwrap_or_default()
+    );
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title(dialect.title.clone())
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(description)),
+        )
+        .servers(server.map(|url| [Server::new(url)]))
+        .paths(paths)
+        .components(Some(components.build()))
+        .build()
+}
+
+/// `/_polyauth/verify`, as its handler's annotation describes it, plus what
+/// the dialect decides: the credentials its clients send, the company
+/// header, the error bodies.
+fn verify_operation(
+    dialect: &Dialect,
+    operation_id: &str,
+    answers: &[Answer],
+    schemes: &mut BTreeMap<String, SecurityScheme>,
+) -> utoipa::openapi::path::Operation {
+    use crate::http::verify::__path_verify;
+    let mut verify: OperationBuilder = <__path_verify as utoipa::Path>::operation().into();
+    verify = verify.operation_id(Some(operation_id));
+    for credential in &dialect.verify {
+        if let Some((name, scheme)) = security_scheme(credential) {
+            verify = verify.security(SecurityRequirement::new(name.clone(), Vec::<String>::new()));
+            schemes.insert(name, scheme);
+        }
+    }
+    if let Some(header) = &dialect.company_header {
+        verify = verify.parameter(
+            ParameterBuilder::new()
+                .name(header)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "The company the caller acts for; the credential must belong to it.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    for (status, response) in responses(answers.to_vec()) {
+        verify = verify.response(status, response);
+    }
+    verify.build()
+}
+
+/// The admin listener's endpoints, as their handlers' annotations describe
+/// them, served on the admin address rather than the tenant's.
+fn admin_paths(paths: PathsBuilder) -> PathsBuilder {
+    use crate::http::admin::{__path_healthz, __path_readyz};
+    let admin = Server::builder()
+        .url(ADMIN_URL)
+        .description(Some("The admin listener (`admin_listen`), never public."))
+        .build();
+    let mut paths = paths;
+    for (path, operation) in [
+        (
+            <__path_healthz as utoipa::Path>::path(),
+            <__path_healthz as utoipa::Path>::operation(),
+        ),
+        (
+            <__path_readyz as utoipa::Path>::path(),
+            <__path_readyz as utoipa::Path>::operation(),
+        ),
+    ] {
+        let item = utoipa::openapi::path::PathItemBuilder::new()
+            .operation(HttpMethod::Get, operation)
+            .servers(Some([admin.clone()]))
+            .build();
+        paths = paths.path(path, item);
+    }
+    paths
+}
+
+/// The document as committed and served: pretty JSON, one trailing newline.
+pub fn to_json(dialect: &Dialect, server: Option<&str>) -> String {
+    let document = document(dialect, server);
+    let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// One documented answer: a status, maybe a body, its example.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    label: String,
+    headers: Vec<String>,
+    body: Option<Schema>,
+    example: Option<Value>,
+}
+
+impl From<&ErrorAnswer<'_>> for Answer {
+    fn from(answer: &ErrorAnswer<'_>) -> Self {
+        let label = if answer.message_key == answer.code {
+            answer.code.to_owned()
+        } else {
+            format!("{} ({})", answer.code, answer.message_key)
+        };
+        Self {
+            status: answer.status,
+            label,
+            headers: answer.headers.iter().map(|h| (*h).to_owned()).collect(),
+            body: answer.body.map(schema::of_template),
+            example: answer.example.body.clone(),
+        }
+    }
+}
+
+fn success_answer(dialect: &Dialect, route: &Route) -> Answer {
+    let (status, headers, body) = route.success();
+    let example = route.render_success(&sample_values(dialect)).body;
+    Answer {
+        status,
+        label: "success".into(),
+        headers: headers.into_iter().map(str::to_owned).collect(),
+        body: body.map(schema::of_template),
+        example,
+    }
+}
+
+/// Answers grouped by status: one response each, its body any of theirs.
+fn responses(answers: Vec<Answer>) -> Vec<(String, utoipa::openapi::Response)> {
+    let mut by_status: BTreeMap<u16, Vec<Answer>> = BTreeMap::new();
+    for answer in answers {
+        by_status.entry(answer.status).or_default().push(answer);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, answers)| {
+            let labels: Vec<&str> = answers.iter().map(|a| a.label.as_str()).collect();
+            let mut response = ResponseBuilder::new().description(labels.join(", "));
+            let mut headers: Vec<&str> = answers
+                .iter()
+                .flat_map(|a| a.headers.iter().map(String::as_str))
+                .collect();
+            headers.sort_unstable();
+            headers.dedup();
+            for header in headers {
+                response = response.header(
+                    header,
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build(),
+                );
+            }
+            let bodies: Vec<Schema> = answers.iter().filter_map(|a| a.body.clone()).collect();
+            if !bodies.is_empty() {
+                let example = answers.iter().find_map(|a| a.example.clone());
+                response = response.content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(schema::any_of(bodies)))
+                        .example(example)
+                        .build(),
+                );
+            }
+            (status.to_string(), response.build())
+        })
+        .collect()
+}
+
+fn request_body(route: &Route) -> utoipa::openapi::request_body::RequestBody {
+    let body = schema::of_inputs(&route.inputs, route.strict);
+    let mut media_types: Vec<&str> = route
+        .encodings
+        .iter()
+        .map(|encoding| match encoding {
+            Encoding::Json | Encoding::JsonAny => "application/json",
+            Encoding::Form => "application/x-www-form-urlencoded",
+            Encoding::Multipart => "multipart/form-data",
+        })
+        .collect();
+    media_types.dedup();
+    let mut request = RequestBodyBuilder::new().required(Some(Required::True));
+    for media_type in media_types {
+        request = request.content(
+            media_type,
+            ContentBuilder::new().schema(Some(body.clone())).build(),
+        );
+    }
+    request.build()
+}
+
+/// `{name:regex}` segments of a route's router pattern.
+fn path_parameters(pattern: &str) -> Vec<utoipa::openapi::path::Parameter> {
+    pattern
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|inner| {
+            let (name, regex) = inner.split_once(':').unwrap_or((inner, "[^/]+"));
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(format!("^(?:{regex})$"))),
+                ))
+                .build()
+        })
+        .collect()
+}
+
+/// The security scheme a credential is presented with (none for a body field).
+fn security_scheme(credential: &Credential) -> Option<(String, SecurityScheme)> {
+    match &credential.source {
+        TokenSource::Bearer => Some((
+            "bearer".into(),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        )),
+        TokenSource::Header(name) => Some((
+            name.clone(),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(name.clone()))),
+        )),
+        TokenSource::Field(_) => None,
+    }
+}
+
+/// Operation ids: the operation's name, made unique by method and path
+/// where a dialect offers one operation twice.
+fn operation_ids(routes: &[Route]) -> Vec<String> {
+    routes
+        .iter()
+        .map(|route| {
+            let name = route.operation.as_str();
+            let twice = routes
+                .iter()
+                .filter(|r| r.operation == route.operation)
+                .count()
+                > 1;
+            if !twice {
+                return name.to_owned();
+            }
+            let slug: String = route
+                .path
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!(
+                "{name}_{}{}",
+                route.method.to_ascii_lowercase(),
+                slug.trim_end_matches('_')
+            )
+        })
+        .collect()
+}
+
+fn summary(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Login => "Log in with email and password",
+        Operation::ClientLogin => "Log in as a company",
+        Operation::Refresh => "Get a new access token",
+        Operation::Revoke => "Revoke a token (log out)",
+        Operation::GenerateApiKey => "Generate a new API key",
+    }
+}
+
+fn method(name: &str) -> HttpMethod {
+    match name {
+        "GET" => HttpMethod::Get,
+        "PUT" => HttpMethod::Put,
+        "DELETE" => HttpMethod::Delete,
+        "PATCH" => HttpMethod::Patch,
+        _ => HttpMethod::Post,
+    }
+}
+
+/// Values a success example is rendered with: shaped like real ones.
+fn sample_values(dialect: &Dialect) -> Values {
+    let mut values = Values::default();
+    values
+        .text(Placeholder::AccessToken, "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl")
+        .text(Placeholder::RefreshToken, "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJ0eXAiOiJyZWZyZXNoIn0.c2lnbmF0dXJl")
+        .text(Placeholder::TokenType, "Bearer")
+        .number(
+            Placeholder::ExpiresIn,
+            dialect.tokens.access_ttl.map_or(3600, |d| d.as_secs()),
+        )
+        .number(
+            Placeholder::RefreshExpiresIn,
+            dialect.tokens.refresh_ttl.map_or(86_400, |d| d.as_secs()),
+        )
+        .text(Placeholder::ApiKey, "pa_0HX2cV1q9dD0Vq8cC5w1o0nDqkqW6mD0S5M2m4b1e8Y")
+        .text(Placeholder::Email, "user@example.com")
+        .text(Placeholder::Subject, "5f0c7c2e-3b9e-4f61-9a56-3d2c1b0a9f8e")
+        .text(Placeholder::CompanyId, "8b2f5a1e-7c3d-4e9f-a1b2-c3d4e5f6a7b8")
+        .set(Placeholder::Role, Filled::Text("user".into()));
+    values
+}

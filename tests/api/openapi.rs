@@ -1,0 +1,72 @@
+//! Each dialect's OpenAPI document: committed, in sync, served per tenant.
+
+use polyauth::dialect::Dialects;
+
+#[test]
+fn committed_documents_are_what_the_dialects_generate() {
+    let dialects = Dialects::load(None).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi");
+    for name in dialects.names() {
+        let generated = polyauth::openapi::to_json(dialects.get(name).unwrap(), None);
+        let committed = std::fs::read_to_string(dir.join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("openapi/{name}.json: {e}; run `cargo run -- openapi`"));
+        assert!(
+            committed == generated,
+            "openapi/{name}.json differs from what the code generates; run `cargo run -- openapi`"
+        );
+    }
+    // No document of a dialect that no longer exists.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(name) = file.strip_suffix(".json") {
+            assert!(
+                dialects.get(name).is_some(),
+                "openapi/{file} has no dialect"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_tenant_serves_its_document_with_its_own_server_url_and_swagger_ui() {
+    use crate::helpers::{Setup, TestApp, pixyle_tenant};
+    let app = TestApp::spawn(Setup::new().tenant("p", pixyle_tenant("p", "/p", ""))).await;
+    let response = app
+        .client
+        .get(app.url("/p/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let document: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["servers"][0]["url"], app.url("/p"));
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../openapi/pixyle.json")).unwrap();
+    assert_eq!(document["paths"], committed["paths"]);
+
+    let docs = app.client.get(app.url("/p/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 302);
+    assert_eq!(docs.headers()["location"], "docs/");
+    let page = app.client.get(app.url("/p/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    // Swagger UI's script comes from the binary, not from a CDN.
+    let script = app
+        .client
+        .get(app.url("/p/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    let initializer = app
+        .client
+        .get(app.url("/p/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("\"../openapi.json\""), "{initializer}");
+}
