@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every quality gate and every test, as CI does:
-#   cargo fmt --check, cargo clippy -D warnings, cargo test.
-# Installs what the tests need when it is missing (redis-server via apt-get).
+#   cargo fmt --check, cargo clippy -D warnings, the OpenAPI checks, cargo test.
+# Installs what the tests need when it is missing: redis-server (and
+# python3-venv if needed) via apt-get, Python tools via pip in a virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +15,9 @@ need_rust_component() {
   fi
 }
 
-# Tests start their own redis-server processes (one per test, on a free
-# port, killed when the test ends); only the Debian package is needed.
+# Installs Debian package $2 unless command $1 exists (always when $1 is "").
 need_debian_package() {
-  if ! command -v "$1" >/dev/null 2>&1; then
+  if [ -z "$1" ] || ! command -v "$1" >/dev/null 2>&1; then
     log "installing $2 with apt-get"
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
@@ -28,6 +28,8 @@ need_debian_package() {
 
 need_rust_component fmt rustfmt
 need_rust_component clippy clippy
+# Tests start their own redis-server processes (one per test, on a free
+# port, killed when the test ends); only the Debian package is needed.
 need_debian_package redis-server redis-server
 
 log "cargo fmt --check"
@@ -35,6 +37,22 @@ cargo fmt --all -- --check
 
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+# The OpenAPI checks run the real binary and Python tools in a virtualenv:
+# every document validates, schemathesis fuzzes every demo tenant, and a
+# client generated per dialect is driven through every route.
+log "OpenAPI checks (virtualenv in target/openapi-venv)"
+venv=target/openapi-venv
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    need_debian_package "" python3-venv
+    python3 -m venv "$venv"
+  fi
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/openapi-requirements.txt
+cargo build --locked
+PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" scripts/openapi_check.py
 
 log "cargo test"
 cargo test --locked --all-targets

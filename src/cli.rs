@@ -99,7 +99,7 @@ fn write_openapi(
             continue;
         };
         let path = out.join(format!("{name}.json"));
-        std::fs::write(&path, crate::openapi::to_json(dialect, None))
+        std::fs::write(&path, crate::openapi::to_json(dialect))
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("{}", path.display());
     }

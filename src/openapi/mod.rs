@@ -27,12 +27,12 @@ use crate::dialect::{Credential, Dialect, ErrorAnswer, Route, TokenSource};
 
 /// Where `/_polyauth/verify` sits under a tenant's mount.
 pub const VERIFY_PATH: &str = "/_polyauth/verify";
-/// The admin listener at its default address.
-const ADMIN_URL: &str = "http://127.0.0.1:9090";
+/// The admin listener at its default address, in committed documents.
+pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9090";
 
-/// The document for `dialect`; `server` is the tenant's base URL when one
-/// tenant serves it (none for the committed, tenant-less documents).
-pub fn document(dialect: &Dialect, server: Option<&str>) -> OpenApi {
+/// The document for `dialect`, its health endpoints at `admin_url`. It
+/// names no server: a tenant serving it fills in its own URL.
+pub fn document(dialect: &Dialect, admin_url: &str) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut schemes = BTreeMap::new();
     let operation_ids = operation_ids(&dialect.routes);
@@ -78,7 +78,7 @@ pub fn document(dialect: &Dialect, server: Option<&str>) -> OpenApi {
         paths = paths.path(VERIFY_PATH, PathItem::new(http_method, operation));
     }
 
-    paths = admin_paths(paths);
+    paths = admin_paths(paths, admin_url);
 
     let mut components = ComponentsBuilder::new();
     for (name, scheme) in schemes {
@@ -101,7 +101,6 @@ pub fn document(dialect: &Dialect, server: Option<&str>) -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(description)),
         )
-        .servers(server.map(|url| [Server::new(url)]))
         .paths(paths)
         .components(Some(components.build()))
         .build()
@@ -118,7 +117,8 @@ fn verify_operation(
 ) -> utoipa::openapi::path::Operation {
     use crate::http::verify::__path_verify;
     let mut verify: OperationBuilder = <__path_verify as utoipa::Path>::operation().into();
-    verify = verify.operation_id(Some(operation_id));
+    // Path macros leave tags to an `OpenApi` derive; this document sets them.
+    verify = verify.operation_id(Some(operation_id)).tag("gateway");
     for credential in &dialect.verify {
         if let Some((name, scheme)) = security_scheme(credential) {
             verify = verify.security(SecurityRequirement::new(name.clone(), Vec::<String>::new()));
@@ -145,10 +145,10 @@ fn verify_operation(
 
 /// The admin listener's endpoints, as their handlers' annotations describe
 /// them, served on the admin address rather than the tenant's.
-fn admin_paths(paths: PathsBuilder) -> PathsBuilder {
+fn admin_paths(paths: PathsBuilder, admin_url: &str) -> PathsBuilder {
     use crate::http::admin::{__path_healthz, __path_readyz};
     let admin = Server::builder()
-        .url(ADMIN_URL)
+        .url(admin_url)
         .description(Some("The admin listener (`admin_listen`), never public."))
         .build();
     let mut paths = paths;
@@ -162,6 +162,7 @@ fn admin_paths(paths: PathsBuilder) -> PathsBuilder {
             <__path_readyz as utoipa::Path>::operation(),
         ),
     ] {
+        let operation = OperationBuilder::from(operation).tag("admin");
         let item = utoipa::openapi::path::PathItemBuilder::new()
             .operation(HttpMethod::Get, operation)
             .servers(Some([admin.clone()]))
@@ -171,9 +172,9 @@ fn admin_paths(paths: PathsBuilder) -> PathsBuilder {
     paths
 }
 
-/// The document as committed and served: pretty JSON, one trailing newline.
-pub fn to_json(dialect: &Dialect, server: Option<&str>) -> String {
-    let document = document(dialect, server);
+/// The document as committed: pretty JSON, one trailing newline.
+pub fn to_json(dialect: &Dialect) -> String {
+    let document = document(dialect, DEFAULT_ADMIN_URL);
     let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
     json.push('\n');
     json
@@ -271,7 +272,11 @@ fn request_body(route: &Route) -> utoipa::openapi::request_body::RequestBody {
         })
         .collect();
     media_types.dedup();
-    let mut request = RequestBodyBuilder::new().required(Some(Required::True));
+    // A body-less request is answered (the documented 400), so `required` is
+    // a hint. It is left out where several encodings are offered: generators
+    // such as openapi-python-client 0.29 then emit code that does not import.
+    let required = (media_types.len() == 1).then_some(Required::True);
+    let mut request = RequestBodyBuilder::new().required(required);
     for media_type in media_types {
         request = request.content(
             media_type,
