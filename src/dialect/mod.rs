@@ -14,7 +14,7 @@ use decode::{Input, InputField, Problem};
 use model::{
     CredentialSpec, DialectFile, Encoding, Operation, ResponseSpec, RouteSpec, SourceKind,
 };
-use template::{Filled, Node, Placeholder, Text, Values};
+use template::{Filled, Node, Placeholder, Text, TextShape, Values};
 
 use crate::config::ConfigError;
 use crate::engine::tokens::RESERVED_CLAIMS;
@@ -300,7 +300,7 @@ pub struct ErrorAnswer<'a> {
     pub code: &'static str,
     pub message_key: &'static str,
     pub status: u16,
-    pub headers: Vec<&'a str>,
+    pub headers: Vec<(&'a str, TextShape)>,
     pub body: Option<&'a Node>,
     pub example: Response,
 }
@@ -351,6 +351,13 @@ impl ResponseTemplate {
             headers,
             body,
         })
+    }
+
+    fn header_shapes(&self) -> Vec<(&str, TextShape)> {
+        self.headers
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.shape()))
+            .collect()
     }
 
     fn uses(&self, placeholder: Placeholder) -> bool {
@@ -438,14 +445,23 @@ impl Route {
         self.success.render(200, values)
     }
 
-    /// The success answer's status, header names and body template.
-    pub fn success(&self) -> (u16, Vec<&str>, Option<&Node>) {
+    /// The success answer's status, headers and body template.
+    pub fn success(&self) -> (u16, Vec<(&str, TextShape)>, Option<&Node>) {
         let template = &self.success;
         (
             template.status.unwrap_or(200),
-            template.headers.iter().map(|(n, _)| n.as_str()).collect(),
+            template.header_shapes(),
             template.body.as_ref(),
         )
+    }
+
+    /// Path parameters (`{name}` segments) and their segment regexes.
+    pub fn params(&self) -> Vec<(&str, &str)> {
+        self.pattern
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(|inner| inner.split_once(':').unwrap_or((inner, "[^/]+")))
+            .collect()
     }
 
     /// `POST /auth/v1/token`, for logs.
@@ -725,7 +741,18 @@ impl Dialect {
     /// with sample values.
     pub fn error_answers<'a>(&'a self, route: Option<&'a Route>) -> Vec<ErrorAnswer<'a>> {
         let codes = match route {
-            Some(route) => raisable(route.operation, route.reads_body()),
+            Some(route) => {
+                let mut codes = raisable(route.operation, route.reads_body());
+                // Only a route that reads its body meets the body limit.
+                if !route.reads_body() {
+                    codes.retain(|code| *code != "payload_too_large");
+                }
+                // A path parameter that does not match is no route at all.
+                if !route.params().is_empty() {
+                    codes.push("not_found");
+                }
+                codes
+            }
             None => {
                 let mut codes = vec!["missing_token", "invalid_token"];
                 if self.company_header.is_some() {
@@ -738,8 +765,10 @@ impl Dialect {
         let inputs = route.map_or(&[][..], |r| r.inputs.as_slice());
         let mut answers = Vec::new();
         for code in codes {
+            // Gateway answers (no route matched) use the dialect-wide table.
+            let answering = if code == "not_found" { None } else { route };
             for message_key in message_keys(code, route.is_some_and(|r| r.strict)) {
-                let Some(template) = self.template_for_failure(route, message_key, code) else {
+                let Some(template) = self.template_for_failure(answering, message_key, code) else {
                     continue;
                 };
                 let failure = Failure {
@@ -754,7 +783,7 @@ impl Dialect {
                     expected: (message_key == "wrong_type").then_some("string"),
                     retry_after: (code == "locked_out").then_some(900),
                 };
-                let mut example = self.render_error(route, &failure);
+                let mut example = self.render_error(answering, &failure);
                 if route.is_none() {
                     example.status = usual_status(code);
                 }
@@ -762,7 +791,7 @@ impl Dialect {
                     code,
                     message_key,
                     status: example.status,
-                    headers: template.headers.iter().map(|(n, _)| n.as_str()).collect(),
+                    headers: template.header_shapes(),
                     body: template.body.as_ref(),
                     example,
                 });

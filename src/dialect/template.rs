@@ -142,7 +142,26 @@ pub struct Text {
     pieces: Vec<Piece>,
 }
 
+/// What a header template can render, for documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextShape {
+    /// Always this text.
+    Literal(String),
+    /// Exactly one number (`{{retry_after}}`).
+    Number,
+    Other,
+}
+
 impl Text {
+    pub fn shape(&self) -> TextShape {
+        match self.pieces.as_slice() {
+            [] => TextShape::Literal(String::new()),
+            [Piece::Literal(text)] => TextShape::Literal(text.clone()),
+            [Piece::Value(Placeholder::RetryAfter | Placeholder::ExpiresIn)] => TextShape::Number,
+            _ => TextShape::Other,
+        }
+    }
+
     /// Compiles `source`; unknown names are an error naming them.
     pub fn compile(source: &str) -> Result<Self, String> {
         let mut pieces = Vec::new();

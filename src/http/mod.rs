@@ -85,10 +85,9 @@ impl Application {
             ),
         };
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
-        let admin_url = format!("http://{}", admin.local_addr()?);
         let mut contexts = Vec::new();
         for loaded_tenant in loaded.tenants {
-            contexts.push(build_tenant(loaded_tenant, store.as_ref(), &admin_url).await?);
+            contexts.push(build_tenant(loaded_tenant, store.as_ref()).await?);
         }
         let gateway = web::Data::new(Gateway {
             engine,
@@ -205,7 +204,6 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
 async fn build_tenant(
     loaded: LoadedTenant,
     store: &dyn Store,
-    admin_url: &str,
 ) -> anyhow::Result<(Arc<TenantContext>, crate::config::TenantConfig)> {
     let pairs = if loaded.keys.is_empty() {
         let candidate = keys::generate_ed25519()?;
@@ -231,7 +229,7 @@ async fn build_tenant(
     tenant.api_key_secret = api_key_secret;
     let context = TenantContext {
         tenant,
-        openapi: crate::openapi::document(&loaded.dialect, admin_url),
+        openapi: crate::openapi::document(&loaded.dialect, None),
         dialect: loaded.dialect,
     };
     Ok((Arc::new(context), config))

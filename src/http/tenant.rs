@@ -72,9 +72,21 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
         scope = scope.service(resource.default_service(web::to(method_not_allowed)));
     }
     scope
-        .service(web::resource("/openapi.json").route(web::get().to(get_openapi)))
-        .service(web::resource("/docs").route(web::get().to(get_docs_root)))
-        .service(web::resource("/docs/{file:.*}").route(web::get().to(get_docs)))
+        .service(
+            web::resource("/openapi.json")
+                .route(web::get().to(get_openapi))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/docs")
+                .route(web::get().to(get_docs_root))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/docs/{file:.*}")
+                .route(web::get().to(get_docs))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::resource("/_polyauth/verify")
                 .route(web::get().to(verify))
@@ -84,8 +96,10 @@ pub fn mount(mut scope: Scope, context: &Arc<TenantContext>) -> Scope {
         .default_service(web::to(not_found))
 }
 
-/// The tenant's OpenAPI document, its server URL the one the client used
-/// (as told by a trusted proxy's `X-Forwarded-Proto`/`-Host`, if any).
+/// The tenant's OpenAPI document, its server URL the one the client used.
+/// Only a trusted proxy's `X-Forwarded-Proto`/`-Host` (the right-most
+/// values, the ones it set) may change scheme and host; a host that is not
+/// a plain `name[:port]` is not repeated.
 async fn get_openapi(
     req: HttpRequest,
     gateway: web::Data<Gateway>,
@@ -94,25 +108,45 @@ async fn get_openapi(
     context.tag(&req, "openapi");
     let mount = req.path().strip_suffix("/openapi.json").unwrap_or_default();
     let proxied = req.peer_addr().is_some_and(|peer| {
+        let peer = peer.ip().to_canonical();
         gateway
             .trusted_proxies
             .iter()
-            .any(|net| net.contains(&peer.ip().to_canonical()))
+            .any(|net| net.contains(&peer))
     });
-    let (scheme, host) = if proxied {
-        let info = req.connection_info();
-        (info.scheme().to_owned(), info.host().to_owned())
-    } else {
-        let host = header_text(&req, "host").unwrap_or_default().to_owned();
-        ("http".to_owned(), host)
+    let forwarded = |name: &str| {
+        proxied
+            .then(|| header_text(&req, name))
+            .flatten()
+            .and_then(|value| value.rsplit(',').next())
+            .map(str::trim)
     };
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let local = req.app_config().host().to_owned();
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header_text(&req, "host"))
+        .filter(|host| is_plain_host(host))
+        .unwrap_or(&local);
     let mut document = context.openapi.clone();
     document.servers = Some(vec![utoipa::openapi::server::Server::new(format!(
         "{scheme}://{host}{mount}"
     ))]);
     HttpResponse::Ok()
-        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("cache-control", "no-store"))
         .json(document)
+}
+
+/// `example.com`, `127.0.0.1:8080`, `[::1]:8080`: nothing that could turn
+/// a URL into another one.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// `<mount>/docs` → `<mount>/docs/`, so the page's relative links resolve.

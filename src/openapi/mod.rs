@@ -22,7 +22,7 @@ use utoipa::openapi::{
 };
 
 use crate::dialect::model::{Encoding, Operation};
-use crate::dialect::template::{Filled, Placeholder, Values};
+use crate::dialect::template::{Filled, Placeholder, TextShape, Values};
 use crate::dialect::{Credential, Dialect, ErrorAnswer, Route, TokenSource};
 
 /// Where `/_polyauth/verify` sits under a tenant's mount.
@@ -30,9 +30,10 @@ pub const VERIFY_PATH: &str = "/_polyauth/verify";
 /// The admin listener at its default address, in committed documents.
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9090";
 
-/// The document for `dialect`, its health endpoints at `admin_url`. It
+/// The document for `dialect`, with the health endpoints at `admin_url`
+/// when given (a tenant's public copy leaves the admin listener out). It
 /// names no server: a tenant serving it fills in its own URL.
-pub fn document(dialect: &Dialect, admin_url: &str) -> OpenApi {
+pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut schemes = BTreeMap::new();
     let operation_ids = operation_ids(&dialect.routes);
@@ -41,7 +42,12 @@ pub fn document(dialect: &Dialect, admin_url: &str) -> OpenApi {
             .operation_id(Some(operation_id))
             .summary(Some(summary(route.operation)))
             .tag(dialect.name.clone());
-        for parameter in path_parameters(&route.pattern) {
+        if dialect.trailing_slash {
+            operation = operation.description(Some(
+                "Also answered with or without a trailing slash on the path.",
+            ));
+        }
+        for parameter in path_parameters(route) {
             operation = operation.parameter(parameter);
         }
         if route.reads_body() {
@@ -78,7 +84,9 @@ pub fn document(dialect: &Dialect, admin_url: &str) -> OpenApi {
         paths = paths.path(VERIFY_PATH, PathItem::new(http_method, operation));
     }
 
-    paths = admin_paths(paths, admin_url);
+    if let Some(admin_url) = admin_url {
+        paths = admin_paths(paths, admin_url);
+    }
 
     let mut components = ComponentsBuilder::new();
     for (name, scheme) in schemes {
@@ -174,7 +182,7 @@ fn admin_paths(paths: PathsBuilder, admin_url: &str) -> PathsBuilder {
 
 /// The document as committed: pretty JSON, one trailing newline.
 pub fn to_json(dialect: &Dialect) -> String {
-    let document = document(dialect, DEFAULT_ADMIN_URL);
+    let document = document(dialect, Some(DEFAULT_ADMIN_URL));
     let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
     json.push('\n');
     json
@@ -185,7 +193,7 @@ pub fn to_json(dialect: &Dialect) -> String {
 struct Answer {
     status: u16,
     label: String,
-    headers: Vec<String>,
+    headers: Vec<(String, TextShape)>,
     body: Option<Schema>,
     example: Option<Value>,
 }
@@ -200,7 +208,11 @@ impl From<&ErrorAnswer<'_>> for Answer {
         Self {
             status: answer.status,
             label,
-            headers: answer.headers.iter().map(|h| (*h).to_owned()).collect(),
+            headers: answer
+                .headers
+                .iter()
+                .map(|(name, shape)| ((*name).to_owned(), shape.clone()))
+                .collect(),
             body: answer.body.map(schema::of_template),
             example: answer.example.body.clone(),
         }
@@ -213,7 +225,10 @@ fn success_answer(dialect: &Dialect, route: &Route) -> Answer {
     Answer {
         status,
         label: "success".into(),
-        headers: headers.into_iter().map(str::to_owned).collect(),
+        headers: headers
+            .into_iter()
+            .map(|(name, shape)| (name.to_owned(), shape))
+            .collect(),
         body: body.map(schema::of_template),
         example,
     }
@@ -230,19 +245,12 @@ fn responses(answers: Vec<Answer>) -> Vec<(String, utoipa::openapi::Response)> {
         .map(|(status, answers)| {
             let labels: Vec<&str> = answers.iter().map(|a| a.label.as_str()).collect();
             let mut response = ResponseBuilder::new().description(labels.join(", "));
-            let mut headers: Vec<&str> = answers
-                .iter()
-                .flat_map(|a| a.headers.iter().map(String::as_str))
-                .collect();
-            headers.sort_unstable();
-            headers.dedup();
-            for header in headers {
-                response = response.header(
-                    header,
-                    HeaderBuilder::new()
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                        .build(),
-                );
+            let mut headers: BTreeMap<&str, Vec<&TextShape>> = BTreeMap::new();
+            for (name, shape) in answers.iter().flat_map(|a| &a.headers) {
+                headers.entry(name).or_default().push(shape);
+            }
+            for (name, shapes) in headers {
+                response = response.header(name, header_schema(&shapes));
             }
             let bodies: Vec<Schema> = answers.iter().filter_map(|a| a.body.clone()).collect();
             if !bodies.is_empty() {
@@ -260,23 +268,43 @@ fn responses(answers: Vec<Answer>) -> Vec<(String, utoipa::openapi::Response)> {
         .collect()
 }
 
+/// A header's schema: a number, a fixed text, or any text.
+fn header_schema(shapes: &[&TextShape]) -> utoipa::openapi::header::Header {
+    let schema = match shapes {
+        [TextShape::Number] => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1)),
+        [TextShape::Literal(text)] => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([text.clone()])),
+        _ => ObjectBuilder::new().schema_type(Type::String),
+    };
+    HeaderBuilder::new().schema(Some(schema)).build()
+}
+
 fn request_body(route: &Route) -> utoipa::openapi::request_body::RequestBody {
     let body = schema::of_inputs(&route.inputs, route.strict);
-    let mut media_types: Vec<&str> = route
-        .encodings
-        .iter()
-        .map(|encoding| match encoding {
+    let mut media_types: Vec<&str> = Vec::new();
+    for encoding in &route.encodings {
+        let media_type = match encoding {
             Encoding::Json | Encoding::JsonAny => "application/json",
             Encoding::Form => "application/x-www-form-urlencoded",
             Encoding::Multipart => "multipart/form-data",
-        })
-        .collect();
-    media_types.dedup();
+        };
+        if !media_types.contains(&media_type) {
+            media_types.push(media_type);
+        }
+    }
     // A body-less request is answered (the documented 400), so `required` is
     // a hint. It is left out where several encodings are offered: generators
     // such as openapi-python-client 0.29 then emit code that does not import.
     let required = (media_types.len() == 1).then_some(Required::True);
     let mut request = RequestBodyBuilder::new().required(required);
+    if route.encodings.contains(&Encoding::JsonAny) {
+        request = request.description(Some(
+            "A JSON object is read whatever the `Content-Type` says, or with none.",
+        ));
+    }
     for media_type in media_types {
         request = request.content(
             media_type,
@@ -286,13 +314,12 @@ fn request_body(route: &Route) -> utoipa::openapi::request_body::RequestBody {
     request.build()
 }
 
-/// `{name:regex}` segments of a route's router pattern.
-fn path_parameters(pattern: &str) -> Vec<utoipa::openapi::path::Parameter> {
-    pattern
-        .split('/')
-        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|inner| {
-            let (name, regex) = inner.split_once(':').unwrap_or((inner, "[^/]+"));
+/// The route's path parameters, each with its segment regex.
+fn path_parameters(route: &Route) -> Vec<utoipa::openapi::path::Parameter> {
+    route
+        .params()
+        .into_iter()
+        .map(|(name, regex)| {
             ParameterBuilder::new()
                 .name(name)
                 .parameter_in(ParameterIn::Path)

@@ -15,9 +15,9 @@ pub fn of_template(node: &Node) -> Schema {
     match node {
         Node::Literal(value) => literal(value),
         Node::Typed(placeholder) => typed(*placeholder),
-        Node::Stringified(placeholder) => {
-            text(nullable(*placeholder) && *placeholder != Placeholder::Null)
-        }
+        // `{{null|string}}` has nothing to stringify: it renders `null`.
+        Node::Stringified(Placeholder::Null) => typed(Placeholder::Null),
+        Node::Stringified(placeholder) => text(nullable(*placeholder)),
         Node::Text(_) => text(false),
         Node::Object(fields) => {
             let mut object = ObjectBuilder::new()
