@@ -99,6 +99,16 @@ pub fn is_plain_path(path: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
 }
 
+/// Paths every tenant mount answers itself: forward-auth and the API docs.
+fn is_gateway_path(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path == "/openapi.json"
+        || path == "/docs"
+        || path.starts_with("/docs/")
+        || path == "/_polyauth"
+        || path.starts_with("/_polyauth/")
+}
+
 /// Checks a route path and gives the router's pattern for it: literal
 /// segments as [`is_plain_path`] allows, and whole `{name}` segments for
 /// names declared in `[params]`, which become `{name:regex}`.
@@ -915,6 +925,15 @@ fn compile_route(
         ));
     }
     let pattern = route_pattern(&spec.path, params).map_err(|e| ("path".to_string(), e))?;
+    if is_gateway_path(&spec.path) {
+        return Err((
+            "path".into(),
+            format!(
+                "`{}` belongs to the gateway (`/_polyauth/…`, `/openapi.json`, `/docs`)",
+                spec.path
+            ),
+        ));
+    }
 
     // What every grant (login, client login, refresh) can show.
     const GRANT: [P; 7] = [

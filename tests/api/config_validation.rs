@@ -412,6 +412,27 @@ fn dialect_route_paths_with_pattern_characters_are_rejected() {
     }
 }
 
+#[test]
+fn dialect_routes_on_the_gateways_own_paths_are_rejected() {
+    for path in [
+        "/openapi.json",
+        "/docs",
+        "/docs/index.html",
+        "/_polyauth/verify",
+    ] {
+        let broken = PIXYLE_DIALECT
+            .replace(r#"name = "pixyle""#, r#"name = "broken""#)
+            .replacen("\"/auth/v1/token\"", &format!("{path:?}"), 1);
+        let error = error_of(tenant_with("").dialect("broken", &broken));
+        assert_error(
+            &error,
+            "broken.toml",
+            "routes[0].path",
+            "belongs to the gateway",
+        );
+    }
+}
+
 const VISUALYZE_DIALECT: &str = include_str!("../../dialects/visualyze.toml");
 
 /// The Visualyze dialect renamed `broken`, with `from` replaced by `to` once.
