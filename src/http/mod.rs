@@ -45,9 +45,16 @@ pub struct Stopper {
 }
 
 impl Stopper {
+    /// Stops accepting, lets in-flight requests finish, then returns.
     pub async fn stop(&self) {
         self.public.stop(true).await;
         self.admin.stop(true).await;
+    }
+
+    /// Stops at once, cutting in-flight requests short.
+    pub async fn halt(&self) {
+        self.public.stop(false).await;
+        self.admin.stop(false).await;
     }
 }
 

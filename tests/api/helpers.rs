@@ -184,10 +184,19 @@ impl TestApp {
         }
     }
 
-    /// Stops the gateway gracefully and hands its directory back (to restart).
+    /// Stops the gateway and hands its directory back (to restart). Tests
+    /// stop between requests, so nothing is in flight: no graceful drain
+    /// (that is tested with the real binary and SIGTERM, in `process.rs`).
     pub async fn stop(self) -> tempfile::TempDir {
-        self.stopper.stop().await;
-        self.server.await.unwrap().unwrap();
+        let limit = std::time::Duration::from_secs(30);
+        tokio::time::timeout(limit, self.stopper.halt())
+            .await
+            .expect("the gateway did not stop within 30 s");
+        tokio::time::timeout(limit, self.server)
+            .await
+            .expect("the server task did not end within 30 s")
+            .unwrap()
+            .unwrap();
         self.dir
     }
 
