@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use super::Gateway;
 
@@ -15,16 +14,33 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
+/// What the health endpoints answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (alive), `ready`, or `unavailable`.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// Why the store did not answer: `unreachable` or `timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<&'static str>,
+}
+
+impl Health {
+    fn new(status: &'static str, store: Option<&'static str>) -> Self {
+        Self { status, store }
+    }
+}
+
 /// Liveness: the process is up.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "admin",
     responses((status = 200, description = "The process is up.",
-        body = serde_json::Value, example = json!({ "status": "ok" }))),
+        body = inline(Health), example = json!({ "status": "ok" }))),
 )]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health::new("ok", None))
 }
 
 /// Readiness: the process can serve, its store answers.
@@ -34,21 +50,21 @@ pub async fn healthz() -> HttpResponse {
     tag = "admin",
     responses(
         (status = 200, description = "The store answers.",
-            body = serde_json::Value, example = json!({ "status": "ready" })),
+            body = inline(Health), example = json!({ "status": "ready" })),
         (status = 503, description = "The store is unreachable or slow.",
-            body = serde_json::Value, example = json!({ "status": "unavailable", "store": "unreachable" })),
+            body = inline(Health), example = json!({ "status": "unavailable", "store": "unreachable" })),
     ),
 )]
 pub async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
     let store = gateway.engine.store();
     match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Ok(Ok(())) => HttpResponse::Ok().json(Health::new("ready", None)),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: store unavailable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({ "status": "unavailable", "store": "unreachable" }))
+            HttpResponse::ServiceUnavailable().json(Health::new("unavailable", Some("unreachable")))
         }
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "store": "timeout" })),
+        Err(_) => {
+            HttpResponse::ServiceUnavailable().json(Health::new("unavailable", Some("timeout")))
+        }
     }
 }
