@@ -71,18 +71,13 @@ pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
         );
     }
 
-    let answers: Vec<Answer> = dialect
-        .error_answers(None)
-        .iter()
-        .map(Answer::from)
-        .collect();
-    for (http_method, operation_id) in [
-        (HttpMethod::Get, "verify"),
-        (HttpMethod::Post, "verify_post"),
-    ] {
-        let operation = verify_operation(dialect, operation_id, &answers, &mut schemes);
-        paths = paths.path(VERIFY_PATH, PathItem::new(http_method, operation));
-    }
+    // One operation, served for GET and POST; operation ids must differ.
+    let get = verify_operation(dialect, &mut schemes);
+    let mut post = get.clone();
+    post.operation_id = Some("verify_post".into());
+    paths = paths
+        .path(VERIFY_PATH, PathItem::new(HttpMethod::Get, get))
+        .path(VERIFY_PATH, PathItem::new(HttpMethod::Post, post));
 
     if let Some(admin_url) = admin_url {
         paths = admin_paths(paths, admin_url);
@@ -119,14 +114,12 @@ pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
 /// header, the error bodies.
 fn verify_operation(
     dialect: &Dialect,
-    operation_id: &str,
-    answers: &[Answer],
     schemes: &mut BTreeMap<String, SecurityScheme>,
 ) -> utoipa::openapi::path::Operation {
     use crate::http::verify::__path_verify;
     let mut verify: OperationBuilder = <__path_verify as utoipa::Path>::operation().into();
     // Path macros leave tags to an `OpenApi` derive; this document sets them.
-    verify = verify.operation_id(Some(operation_id)).tag("gateway");
+    verify = verify.operation_id(Some("verify")).tag("gateway");
     for credential in &dialect.verify {
         if let Some((name, scheme)) = security_scheme(credential) {
             verify = verify.security(SecurityRequirement::new(name.clone(), Vec::<String>::new()));
@@ -145,7 +138,12 @@ fn verify_operation(
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
         );
     }
-    for (status, response) in responses(answers.to_vec()) {
+    let answers = dialect
+        .error_answers(None)
+        .iter()
+        .map(Answer::from)
+        .collect();
+    for (status, response) in responses(answers) {
         verify = verify.response(status, response);
     }
     verify.build()

@@ -194,10 +194,13 @@ where
 /// Pixyle tenant `p` at `/p` on Redis under `prefix`; its signing key is
 /// generated into the store (no `[[keys]]`).
 fn pixyle_on_redis(server: &RedisServer, prefix: &str) -> Setup {
+    with_pixyle(Setup::new().redis(&server.url(), prefix))
+}
+
+/// `setup` with tenant `p`: 5 failures lock it for 2 s.
+fn with_pixyle(setup: Setup) -> Setup {
     let lockout = "[lockout]\nmax_failures = 5\nwindow = \"1m\"\nlock_for = \"2s\"\n";
-    Setup::new()
-        .redis(&server.url(), prefix)
-        .tenant("p", pixyle_tenant("p", "/p", lockout))
+    setup.tenant("p", pixyle_tenant("p", "/p", lockout))
 }
 
 async fn pixyle_login(client: &reqwest::Client, base: &str, password: &str) -> (u16, Value) {
@@ -411,10 +414,7 @@ async fn a_redis_outage_fails_closed_and_heals_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     // Calls bounded at 1 s, the default: requests during the outage must
     // answer within it.
-    let lockout = "[lockout]\nmax_failures = 5\nwindow = \"1m\"\nlock_for = \"2s\"\n";
-    let config = Setup::new()
-        .redis_with_timeout(&redis.url(), "outage", "1s")
-        .tenant("p", pixyle_tenant("p", "/p", lockout))
+    let config = with_pixyle(Setup::new().redis_with_timeout(&redis.url(), "outage", "1s"))
         .write(dir.path());
     let served = Served::start(&config, "info");
     let base = served.url("");

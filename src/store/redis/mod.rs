@@ -130,26 +130,22 @@ impl RedisStore {
         let probe = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.timeout));
-        tokio::time::timeout(
+        within(
             settings.connect_timeout,
             client.get_multiplexed_async_connection_with_config(&probe),
+            &address,
         )
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {:?}", settings.connect_timeout))
-        .and_then(|connected| Ok(connected?))
-        .with_context(|| format!("cannot reach Redis at {address}"))?;
+        .await?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.timeout))
             .set_max_delay(MAX_RECONNECT_DELAY);
-        let conn = tokio::time::timeout(
+        let conn = within(
             settings.connect_timeout,
             client.get_connection_manager_with_config(config),
+            &address,
         )
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {:?}", settings.connect_timeout))
-        .and_then(|connected| Ok(connected?))
-        .with_context(|| format!("cannot reach Redis at {address}"))?;
+        .await?;
 
         let keys = Keys {
             prefix: settings.key_prefix,
@@ -258,6 +254,19 @@ impl RedisStore {
         });
         Ok(revoked == 1)
     }
+}
+
+/// A connection attempt to `address`, given up after `limit`.
+async fn within<T>(
+    limit: Duration,
+    connecting: impl Future<Output = RedisResult<T>>,
+    address: &str,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {limit:?}"))
+        .and_then(|connected| Ok(connected?))
+        .with_context(|| format!("cannot reach Redis at {address}"))
 }
 
 fn decode<T: for<'a> serde::Deserialize<'a>>(bytes: &[u8]) -> StoreResult<T> {
