@@ -4,10 +4,13 @@
 pub mod cli;
 pub mod config;
 pub mod dialect;
+pub mod duration;
 pub mod engine;
 pub mod http;
 pub mod openapi;
+pub mod reserved;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 
-pub use http::Application;
+pub use startup::Application;

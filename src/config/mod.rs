@@ -5,7 +5,6 @@
 //! Relative paths (store file, dialects directory, key files) resolve against
 //! the working directory polyauth runs in.
 
-pub mod duration;
 pub mod secret;
 pub mod server;
 pub mod tenant;
@@ -46,6 +45,16 @@ impl ConfigError {
             file: file.to_string(),
             key: key.into(),
             problem: problem.into(),
+        }
+    }
+}
+
+impl From<crate::dialect::DialectError> for ConfigError {
+    fn from(error: crate::dialect::DialectError) -> Self {
+        Self {
+            file: error.file,
+            key: error.key,
+            problem: error.problem,
         }
     }
 }
@@ -253,8 +262,7 @@ fn validate_tenant(
             && prefix.len() > 1
             && !prefix.ends_with('/')
             && !prefix.contains("//")
-            && !prefix.starts_with("/_polyauth")
-            && !prefix.starts_with("/.well-known");
+            && !crate::reserved::is_reserved(prefix);
         if !valid {
             return Err(err(
                 "path_prefix",
@@ -359,8 +367,8 @@ fn validate_tenant(
         }
     }
 
-    let pick = |own: Option<duration::HumanDuration>,
-                dialect: Option<duration::HumanDuration>,
+    let pick = |own: Option<crate::duration::HumanDuration>,
+                dialect: Option<crate::duration::HumanDuration>,
                 fallback: u64| {
         own.or(dialect)
             .map_or(Duration::from_secs(fallback), |d| d.0)

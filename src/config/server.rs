@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::duration::HumanDuration;
 use super::secret::SecretSource;
+use crate::duration::HumanDuration;
 
 /// Where `store.kind = "redis"` connects when no URL is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::duration::HumanDuration;
+use crate::duration::HumanDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,16 +46,7 @@ pub struct TenantConfig {
 }
 
 /// Token lifetimes; each falls back to the dialect's default.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokensConfig {
-    #[serde(default)]
-    pub access_ttl: Option<HumanDuration>,
-    #[serde(default)]
-    pub refresh_ttl: Option<HumanDuration>,
-    #[serde(default)]
-    pub remember_refresh_ttl: Option<HumanDuration>,
-}
+pub use crate::dialect::model::TokensConfig;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 pub enum KeyAlgorithm {

@@ -3,9 +3,25 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::model::Encoding;
+use crate::engine::Detail;
+
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// `application/json` (or `+json`).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`, text parts only.
+    Multipart,
+    /// JSON whatever the `Content-Type` says, when no other listed
+    /// encoding matches it (PayHub's servers parse every body as JSON).
+    JsonAny,
+}
 
 /// An input of an engine operation, read from the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,7 +45,18 @@ impl Input {
         })
     }
 
-    fn is_bool(self) -> bool {
+    /// The name a dialect file gives it (`fields.<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Password => "password",
+            Self::Remember => "remember",
+            Self::CompanyId => "company_id",
+            Self::Token => "token",
+        }
+    }
+
+    pub fn is_bool(self) -> bool {
         self == Self::Remember
     }
 }
@@ -58,15 +85,15 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// The message key a dialect gives its text for.
-    pub fn message_key(&self) -> &'static str {
+    /// The detail a dialect gives its text for.
+    pub fn detail(&self) -> Detail {
         match self {
-            Self::NoBody => "no_body",
-            Self::InvalidBody => "invalid_body",
-            Self::UnsupportedEncoding => "unsupported_encoding",
-            Self::MissingFields(_) => "missing_field",
-            Self::UnknownField(_) => "unknown_field",
-            Self::WrongType { .. } => "wrong_type",
+            Self::NoBody => Detail::NoBody,
+            Self::InvalidBody => Detail::InvalidBody,
+            Self::UnsupportedEncoding => Detail::UnsupportedEncoding,
+            Self::MissingFields(_) => Detail::MissingField,
+            Self::UnknownField(_) => Detail::UnknownField,
+            Self::WrongType { .. } => Detail::WrongType,
         }
     }
 

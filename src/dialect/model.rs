@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::tenant::TokensConfig;
+use super::decode::Encoding;
+use super::operation::Operation;
+use crate::duration::HumanDuration;
 use crate::engine::{CredentialKind, RevokeScope};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,18 @@ pub struct DialectFile {
 }
 
 /// Where `/_polyauth/verify` reads the credential, first match wins.
+/// Token lifetimes, in a tenant file or as a dialect's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    #[serde(default)]
+    pub access_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub refresh_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub remember_refresh_ttl: Option<HumanDuration>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySpec {
@@ -94,42 +108,6 @@ pub struct CredentialSpec {
     /// Defaults per operation (refresh: refresh_token; others: access_token).
     #[serde(default)]
     pub kind: Option<CredentialKind>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Login,
-    ClientLogin,
-    Refresh,
-    Revoke,
-    GenerateApiKey,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Login => "login",
-            Self::ClientLogin => "client_login",
-            Self::Refresh => "refresh",
-            Self::Revoke => "revoke",
-            Self::GenerateApiKey => "generate_api_key",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Encoding {
-    /// `application/json` (or `+json`).
-    Json,
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `multipart/form-data`, text parts only.
-    Multipart,
-    /// JSON whatever the `Content-Type` says, when no other listed
-    /// encoding matches it (PayHub's servers parse every body as JSON).
-    JsonAny,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,9 +1,142 @@
-//! The one error type of the engine; each dialect maps its codes to the
-//! vendor's answers.
+//! The one error type of the engine, and the one table of the codes every
+//! dialect answers: code, usual HTTP status, default message, the codes it
+//! falls back to, and the finer message keys ("details") it can carry.
+//! Codes travel between engine, dialect and HTTP as these enums, never as
+//! strings; a dialect file names them by their wire name.
 
 use std::time::Duration;
 
 use crate::store::StoreError;
+
+/// One row per code: `Variant = "wire_name", status, "default message",
+/// [fallbacks tried after it], [details a failure of it can carry]`.
+macro_rules! error_codes {
+    ($( $variant:ident = $name:literal, $status:literal, $message:literal,
+        [$($fallback:ident),*], [$($detail:ident),*]; )*) => {
+        /// Every error a dialect can answer.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ErrorCode { $($variant),* }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant),*];
+
+            /// The name a dialect file maps (`[errors] <name> = ...`).
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+
+            /// The HTTP status it stands for. Forward-auth always answers
+            /// with it, whatever status a dialect's own routes use.
+            pub fn usual_status(self) -> u16 {
+                match self { $(Self::$variant => $status),* }
+            }
+
+            /// The text `{{message}}` takes when the dialect has none.
+            pub fn default_message(self) -> &'static str {
+                match self { $(Self::$variant => $message),* }
+            }
+
+            /// Codes whose answer serves when this one has none, in order
+            /// (before the dialect's `default`).
+            pub fn fallbacks(self) -> &'static [ErrorCode] {
+                match self { $(Self::$variant => &[$(Self::$fallback),*]),* }
+            }
+
+            /// The finer message keys a failure of this code can carry;
+            /// none: the code is its own message key.
+            pub fn details(self) -> &'static [Detail] {
+                match self { $(Self::$variant => &[$(Detail::$detail),*]),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedRequest = "malformed_request", 400, "Malformed request", [],
+        [NoBody, InvalidBody, UnsupportedEncoding, MissingField, WrongType, UnknownField];
+    UnknownUser = "unknown_user", 401, "Invalid credentials", [InvalidCredentials], [];
+    WrongPassword = "wrong_password", 401, "Invalid credentials", [InvalidCredentials], [];
+    InvalidCredentials = "invalid_credentials", 401, "Invalid credentials", [], [];
+    AccountInactive = "account_inactive", 401, "Account is not activated", [], [];
+    EmailUnverified = "email_unverified", 403, "Email is not verified", [], [];
+    MissingToken = "missing_token", 401, "Missing credentials", [InvalidToken], [];
+    InvalidToken = "invalid_token", 401, "Invalid token", [],
+        [TokenInvalid, TokenExpired, TokenRevoked, TokenWrongType];
+    Forbidden = "forbidden", 403, "Forbidden", [], [];
+    LockedOut = "locked_out", 429, "Too many failed attempts, retry in {{retry_after}} seconds", [], [];
+    Unavailable = "unavailable", 503, "Service temporarily unavailable", [], [];
+    Internal = "internal", 500, "Internal server error", [], [];
+    NotFound = "not_found", 404, "Not found", [], [];
+    MethodNotAllowed = "method_not_allowed", 405, "Method not allowed", [], [];
+    PayloadTooLarge = "payload_too_large", 413, "Request body too large", [], [];
+}
+
+/// One row per detail: `Variant = "wire_name", "default message"`.
+macro_rules! details {
+    ($( $variant:ident = $name:literal, $message:literal; )*) => {
+        /// A message key more precise than its error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Detail { $($variant),* }
+
+        impl Detail {
+            pub const ALL: &[Detail] = &[$(Self::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+
+            pub fn default_message(self) -> &'static str {
+                match self { $(Self::$variant => $message),* }
+            }
+        }
+    };
+}
+
+details! {
+    NoBody = "no_body", "Missing request body";
+    InvalidBody = "invalid_body", "Request body is not valid";
+    UnsupportedEncoding = "unsupported_encoding", "Unsupported content type";
+    MissingField = "missing_field", "Missing field: {{field}}";
+    UnknownField = "unknown_field", "Unknown field: {{field}}";
+    WrongType = "wrong_type", "Field {{field}} must be a {{expected}}";
+    TokenInvalid = "token_invalid", "Invalid token";
+    TokenExpired = "token_expired", "Token has expired";
+    TokenRevoked = "token_revoked", "Token has been revoked";
+    TokenWrongType = "token_wrong_type", "Wrong token type";
+}
+
+/// A message key: an error code, or a detail of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageKey {
+    Code(ErrorCode),
+    Detail(Detail),
+}
+
+impl MessageKey {
+    /// Every message key, codes first, in table order.
+    pub fn all() -> impl Iterator<Item = MessageKey> {
+        let codes = ErrorCode::ALL.iter().copied().map(Self::Code);
+        codes.chain(Detail::ALL.iter().copied().map(Self::Detail))
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::all().find(|key| key.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code(code) => code.as_str(),
+            Self::Detail(detail) => detail.as_str(),
+        }
+    }
+
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Self::Code(code) => code.default_message(),
+            Self::Detail(detail) => detail.default_message(),
+        }
+    }
+}
 
 /// Why a presented token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +150,13 @@ pub enum TokenProblem {
 }
 
 impl TokenProblem {
-    /// The message key a dialect can give its own text for.
-    pub fn message_key(self) -> &'static str {
+    /// The detail a dialect can give its own text for.
+    pub fn detail(self) -> Detail {
         match self {
-            Self::Invalid => "token_invalid",
-            Self::Expired => "token_expired",
-            Self::Revoked => "token_revoked",
-            Self::WrongType => "token_wrong_type",
+            Self::Invalid => Detail::TokenInvalid,
+            Self::Expired => Detail::TokenExpired,
+            Self::Revoked => Detail::TokenRevoked,
+            Self::WrongType => Detail::TokenWrongType,
         }
     }
 }
@@ -59,29 +192,29 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The code a dialect file maps (`[errors] <code> = ...`).
-    pub fn code(&self) -> &'static str {
+    /// The code a dialect answers it with.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::MalformedRequest => "malformed_request",
-            Self::UnknownUser => "unknown_user",
-            Self::WrongPassword => "wrong_password",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::AccountInactive => "account_inactive",
-            Self::EmailUnverified => "email_unverified",
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken(_) => "invalid_token",
-            Self::Forbidden => "forbidden",
-            Self::LockedOut { .. } => "locked_out",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::MalformedRequest => ErrorCode::MalformedRequest,
+            Self::UnknownUser => ErrorCode::UnknownUser,
+            Self::WrongPassword => ErrorCode::WrongPassword,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::AccountInactive => ErrorCode::AccountInactive,
+            Self::EmailUnverified => ErrorCode::EmailUnverified,
+            Self::MissingToken => ErrorCode::MissingToken,
+            Self::InvalidToken(_) => ErrorCode::InvalidToken,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::LockedOut { .. } => ErrorCode::LockedOut,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    /// The key of the message text, more precise than the code where it can be.
-    pub fn message_key(&self) -> &'static str {
+    /// What is known more precisely than the code.
+    pub fn detail(&self) -> Option<Detail> {
         match self {
-            Self::InvalidToken(problem) => problem.message_key(),
-            other => other.code(),
+            Self::InvalidToken(problem) => Some(problem.detail()),
+            _ => None,
         }
     }
 

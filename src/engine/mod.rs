@@ -2,6 +2,7 @@
 //! of HTTP or JSON shapes: it takes typed inputs and answers typed results or
 //! an [`EngineError`].
 
+pub mod call;
 pub mod error;
 pub mod keys;
 pub mod password;
@@ -18,7 +19,8 @@ use rand::RngCore;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-pub use error::{EngineError, EngineResult, TokenProblem};
+pub use call::{Call, Outcome};
+pub use error::{Detail, EngineError, EngineResult, ErrorCode, MessageKey, TokenProblem};
 pub use tenant::{ClaimValue, Lifetimes, Tenant};
 pub use tokens::TokenType;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 
-use super::Gateway;
+use super::state::AppState;
 
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -55,8 +55,8 @@ pub async fn healthz() -> HttpResponse {
             body = inline(Health), example = json!({ "status": "unavailable", "store": "unreachable" })),
     ),
 )]
-pub async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
-    let store = gateway.engine.store();
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.engine.store();
     match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => HttpResponse::Ok().json(Health::new("ready", None)),
         Ok(Err(error)) => {

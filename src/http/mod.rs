@@ -1,43 +1,31 @@
-//! Server assembly: one function builds the whole gateway from a loaded
-//! configuration and bound listeners, for `main` and tests alike.
+//! Serving: the public listener (tenants by host, then by longest prefix)
+//! and the admin listener, each with one access-log line per request.
+//! What is served is assembled elsewhere ([`crate::startup`]).
 
+pub mod access_log;
 pub mod admin;
+pub mod gateway;
 pub mod request;
+pub mod routing;
+pub mod state;
 pub mod tenant;
-pub mod verify;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
-use anyhow::Context;
-use ipnet::IpNet;
+use actix_web::{App, HttpServer, guard, web};
 
-use crate::config::server::StoreKind;
-use crate::config::{Loaded, LoadedTenant};
-use crate::engine::{Engine, Tenant, keys};
-use crate::store::{EmbeddedStore, RedisSettings, RedisStore, Store};
-use request::{LogTags, access_log};
-use tenant::{TenantContext, mount};
+pub use state::{AppState, TenantContext};
 
-/// What every handler shares.
-pub struct Gateway {
-    pub engine: Engine,
-    pub max_body_bytes: usize,
-    pub trusted_proxies: Vec<IpNet>,
-}
-
-/// A running gateway: the public and admin servers and their ports.
-pub struct Application {
-    port: u16,
-    admin_port: u16,
+/// The public and admin servers, listening, not yet driven.
+pub struct Servers {
     public: Server,
     admin: Server,
 }
 
-/// Stops a running [`Application`] gracefully.
+/// Stops running [`Servers`] gracefully.
 #[derive(Clone)]
 pub struct Stopper {
     public: ServerHandle,
@@ -58,116 +46,63 @@ impl Stopper {
     }
 }
 
-impl Application {
-    /// Binds the listeners named in the configuration and builds the gateway.
-    pub async fn build(loaded: Loaded) -> anyhow::Result<Self> {
-        let public = TcpListener::bind(&loaded.server.listen)
-            .with_context(|| format!("cannot listen on {}", loaded.server.listen))?;
-        let admin = TcpListener::bind(&loaded.server.admin_listen)
-            .with_context(|| format!("cannot listen on {}", loaded.server.admin_listen))?;
-        Self::build_with_listeners(loaded, public, admin).await
-    }
-
-    /// Builds the gateway on listeners bound by the caller (tests bind port 0).
-    pub async fn build_with_listeners(
-        loaded: Loaded,
-        public: TcpListener,
-        admin: TcpListener,
-    ) -> anyhow::Result<Self> {
-        let server = &loaded.server;
-        let store: Arc<dyn Store> = match server.store.kind {
-            StoreKind::Embedded => {
-                Arc::new(EmbeddedStore::open(&server.store.path).with_context(|| {
-                    format!("cannot open the store at {}", server.store.path.display())
-                })?)
-            }
-            StoreKind::Redis => Arc::new(
-                RedisStore::connect(RedisSettings {
-                    url: server.store.redis_url().map_err(anyhow::Error::msg)?,
-                    key_prefix: server.store.key_prefix.clone(),
-                    timeout: server.store.timeout.0,
-                    connect_timeout: server.store.connect_timeout.0,
-                })
-                .await?,
-            ),
-        };
-        let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
-        let mut contexts = Vec::new();
-        for loaded_tenant in loaded.tenants {
-            contexts.push(build_tenant(loaded_tenant, store.as_ref()).await?);
-        }
-        let gateway = web::Data::new(Gateway {
-            engine,
-            max_body_bytes: server.max_body_bytes,
-            trusted_proxies: server.trusted_proxies.clone(),
-        });
-        let workers = server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-
-        let port = public.local_addr()?.port();
-        let admin_port = admin.local_addr()?.port();
-        let contexts = Arc::new(contexts);
-        let public_gateway = gateway.clone();
-        let public = HttpServer::new(move || {
-            let mut app = App::new()
-                .app_data(public_gateway.clone())
-                .wrap(from_fn(access_log));
-            // Host matches first, then the longest prefix.
-            for (context, config) in contexts.iter() {
-                let hosts = &config.hosts;
-                if let Some(first) = hosts.first() {
-                    let mut any = guard::Any(guard::Host(first.clone()));
-                    for host in &hosts[1..] {
-                        any = any.or(guard::Host(host.clone()));
-                    }
-                    app = app.service(mount(web::scope("").guard(any), context));
+/// Serves `tenants` on `public` and the health endpoints on `admin`.
+pub fn serve(
+    state: AppState,
+    tenants: Vec<Arc<TenantContext>>,
+    workers: usize,
+    public: TcpListener,
+    admin: TcpListener,
+) -> std::io::Result<Servers> {
+    let state = web::Data::new(state);
+    let tenants = Arc::new(tenants);
+    let public_state = state.clone();
+    let public = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(public_state.clone())
+            .wrap(from_fn(access_log::access_log));
+        // Host matches first, then the longest prefix.
+        for context in tenants.iter() {
+            let hosts = &context.hosts;
+            if let Some(first) = hosts.first() {
+                let mut any = guard::Any(guard::Host(first.clone()));
+                for host in &hosts[1..] {
+                    any = any.or(guard::Host(host.clone()));
                 }
+                app = app.service(tenant::mount(web::scope("").guard(any), context));
             }
-            let mut prefixed: Vec<_> = contexts
-                .iter()
-                .filter_map(|(c, config)| config.path_prefix.clone().map(|p| (p, c)))
-                .collect();
-            prefixed.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-            for (prefix, context) in prefixed {
-                app = app.service(mount(web::scope(&prefix), context));
-            }
-            app.default_service(web::to(no_tenant))
-        })
-        .workers(workers)
-        .shutdown_timeout(10)
-        .disable_signals()
-        .listen(public)?
-        .run();
+        }
+        let mut prefixed: Vec<_> = tenants
+            .iter()
+            .filter_map(|c| c.path_prefix.as_deref().map(|p| (p, c)))
+            .collect();
+        prefixed.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        for (prefix, context) in prefixed {
+            app = app.service(tenant::mount(web::scope(prefix), context));
+        }
+        app.default_service(web::to(routing::no_tenant))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .disable_signals()
+    .listen(public)?
+    .run();
 
-        let admin = HttpServer::new(move || {
-            App::new()
-                .app_data(gateway.clone())
-                .wrap(from_fn(access_log))
-                .configure(admin::routes)
-        })
-        .workers(1)
-        .shutdown_timeout(5)
-        .disable_signals()
-        .listen(admin)?
-        .run();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(access_log::access_log))
+            .configure(admin::routes)
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .disable_signals()
+    .listen(admin)?
+    .run();
+    Ok(Servers { public, admin })
+}
 
-        Ok(Self {
-            port,
-            admin_port,
-            public,
-            admin,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn admin_port(&self) -> u16 {
-        self.admin_port
-    }
-
+impl Servers {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             public: self.public.handle(),
@@ -206,48 +141,4 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     })
-}
-
-async fn build_tenant(
-    loaded: LoadedTenant,
-    store: &dyn Store,
-) -> anyhow::Result<(Arc<TenantContext>, crate::config::TenantConfig)> {
-    let pairs = if loaded.keys.is_empty() {
-        let candidate = keys::generate_ed25519()?;
-        let stored = store
-            .signing_key_get_or_insert(&loaded.config.id, candidate)
-            .await
-            .with_context(|| format!("tenant {}: cannot keep its signing key", loaded.config.id))?;
-        vec![keys::from_stored(&stored)?]
-    } else {
-        loaded.keys
-    };
-    let keyset = keys::KeySet::new(pairs)?;
-    let config = loaded.config;
-    let lifetimes = loaded.lifetimes;
-    let api_key_secret = loaded.api_key_secret;
-    let mut tenant = {
-        let config = config.clone();
-        let claims = loaded.dialect.claims.clone();
-        // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes, claims))
-            .await??
-    };
-    tenant.api_key_secret = api_key_secret;
-    let context = TenantContext {
-        tenant,
-        openapi: crate::openapi::document(&loaded.dialect, None),
-        dialect: loaded.dialect,
-    };
-    Ok((Arc::new(context), config))
-}
-
-/// No tenant is mounted here.
-async fn no_tenant(req: HttpRequest) -> HttpResponse {
-    use actix_web::HttpMessage;
-    req.extensions_mut().insert(LogTags {
-        tenant: String::new(),
-        route: "no_tenant".into(),
-    });
-    HttpResponse::NotFound().json(serde_json::json!({ "error": "not_found" }))
 }

@@ -1,69 +1,15 @@
-//! What every request goes through: a request id, one access-log line, the
-//! body limit, the client address, and turning a dialect answer into HTTP.
+//! Reading a request (its body within limits, the client's address) and
+//! writing a dialect answer as HTTP.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Payload};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use ipnet::IpNet;
 
-use crate::dialect::Response;
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// What the handler tells the access log about the request.
-#[derive(Debug, Clone)]
-pub struct LogTags {
-    pub tenant: String,
-    pub route: String,
-}
-
-/// Echoes a sane `x-request-id` or makes one; logs one line per request
-/// (no query string, no headers, no body: nothing secret).
-pub async fn access_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let method = req.method().to_string();
-    let path = req.path().chars().take(256).collect::<String>();
-    let mut response = next.call(req).await?;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    let tags = response.request().extensions().get::<LogTags>().cloned();
-    let (tenant, route) = tags.map_or((String::new(), String::new()), |t| (t.tenant, t.route));
-    tracing::info!(
-        target: "polyauth::access",
-        request_id = %request_id,
-        method = %method,
-        path = %path,
-        tenant = %tenant,
-        route = %route,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    Ok(response)
-}
-
-/// Why a body could not be read.
-pub enum BodyError {
-    TooLarge,
-    Broken,
-}
+use crate::dialect::{BodyError, Response};
 
 /// An oversized body up to this size is read and thrown away before the 413
 /// goes out: a client still sending when the connection closes would see a
@@ -139,36 +85,6 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
         .parse::<std::net::SocketAddr>()
         .ok()
         .map(|addr| addr.ip().to_canonical())
-}
-
-/// A header value as text, if present and readable.
-pub fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = header_text(req, "authorization")?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// A token sent where `source` says, from the request's headers; `None` for
-/// a body field (the body decoder reads those) or when absent or empty.
-pub fn header_credential<'a>(
-    req: &'a HttpRequest,
-    source: &crate::dialect::TokenSource,
-) -> Option<&'a str> {
-    use crate::dialect::TokenSource;
-    let token = match source {
-        TokenSource::Bearer => bearer(req),
-        TokenSource::Header(name) => header_text(req, name).map(str::trim),
-        TokenSource::Field(_) => None,
-    };
-    token.filter(|t| !t.is_empty())
 }
 
 /// A dialect answer as an HTTP response.

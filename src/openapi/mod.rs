@@ -21,12 +21,12 @@ use utoipa::openapi::{
     PathsBuilder, Required,
 };
 
-use crate::dialect::model::{Encoding, Operation};
+use crate::dialect::answer::ErrorAnswer;
+use crate::dialect::decode::Encoding;
 use crate::dialect::template::{Filled, Placeholder, TextShape, Values};
-use crate::dialect::{Credential, Dialect, ErrorAnswer, Route, TokenSource};
-
-/// Where `/_polyauth/verify` sits under a tenant's mount.
-pub const VERIFY_PATH: &str = "/_polyauth/verify";
+use crate::dialect::{Credential, Dialect, Route, TokenSource};
+use crate::engine::MessageKey;
+use crate::reserved::VERIFY as VERIFY_PATH;
 /// The admin listener at its default address, in committed documents.
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9090";
 
@@ -40,7 +40,7 @@ pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
     for (route, operation_id) in dialect.routes.iter().zip(operation_ids) {
         let mut operation = OperationBuilder::new()
             .operation_id(Some(operation_id))
-            .summary(Some(summary(route.operation)))
+            .summary(Some(route.operation.rules().summary))
             .tag(dialect.name.clone());
         if dialect.trailing_slash {
             operation = operation.description(Some(
@@ -116,7 +116,7 @@ fn verify_operation(
     dialect: &Dialect,
     schemes: &mut BTreeMap<String, SecurityScheme>,
 ) -> utoipa::openapi::path::Operation {
-    use crate::http::verify::__path_verify;
+    use crate::http::gateway::verify::__path_verify;
     let mut verify: OperationBuilder = <__path_verify as utoipa::Path>::operation().into();
     // Path macros leave tags to an `OpenApi` derive; this document sets them.
     verify = verify.operation_id(Some("verify")).tag("gateway");
@@ -198,10 +198,9 @@ struct Answer {
 
 impl From<&ErrorAnswer<'_>> for Answer {
     fn from(answer: &ErrorAnswer<'_>) -> Self {
-        let label = if answer.message_key == answer.code {
-            answer.code.to_owned()
-        } else {
-            format!("{} ({})", answer.code, answer.message_key)
+        let label = match answer.message_key {
+            MessageKey::Detail(detail) => format!("{} ({})", answer.code.as_str(), detail.as_str()),
+            MessageKey::Code(code) => code.as_str().to_owned(),
         };
         Self {
             status: answer.status,
@@ -379,16 +378,6 @@ fn operation_ids(routes: &[Route]) -> Vec<String> {
             )
         })
         .collect()
-}
-
-fn summary(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Login => "Log in with email and password",
-        Operation::ClientLogin => "Log in as a company",
-        Operation::Refresh => "Get a new access token",
-        Operation::Revoke => "Revoke a token (log out)",
-        Operation::GenerateApiKey => "Generate a new API key",
-    }
 }
 
 fn method(name: &str) -> HttpMethod {

@@ -1,0 +1,99 @@
+//! Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy
+//! `ext_authz`: a reusable decision (credential → principal or error, for
+//! the original request) and the `X-Auth-*` headers that carry its answer.
+//! Always real HTTP statuses.
+
+use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+
+use crate::dialect::Failure;
+use crate::engine::{Engine, EngineError, Principal};
+use crate::http::request::to_http;
+use crate::http::state::{AppState, TenantContext};
+
+/// The request a forward-auth question is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Original<'a> {
+    pub method: &'a str,
+    /// The path under the tenant's mount, without the query.
+    pub path: &'a str,
+}
+
+/// Who the credential in `headers` stands for, if it may make `original`.
+pub async fn decide(
+    engine: &Engine,
+    context: &TenantContext,
+    headers: &HeaderMap,
+    original: Original<'_>,
+) -> Result<Principal, EngineError> {
+    tracing::debug!(
+        method = original.method,
+        path = original.path,
+        "forward-auth"
+    );
+    let dialect = &context.dialect;
+    let Some((token, kind)) = dialect.presented(headers) else {
+        return Err(EngineError::MissingToken);
+    };
+    let company = dialect.claimed_company(headers)?;
+    engine.verify(&context.tenant, token, kind, company).await
+}
+
+/// The principal as `X-Auth-*` headers; a value that cannot be a header
+/// value is left out.
+pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal) {
+    let roles = principal.roles.join(",");
+    let headers = [
+        ("x-auth-tenant", Some(principal.tenant.as_str())),
+        ("x-auth-subject", Some(principal.subject.as_str())),
+        ("x-auth-email", principal.email.as_deref()),
+        ("x-auth-roles", Some(roles.as_str())),
+        ("x-auth-company", principal.company.as_deref()),
+    ];
+    for (name, value) in headers {
+        if let Some(Ok(value)) = value.map(HeaderValue::from_str) {
+            response.insert_header((name, value));
+        }
+    }
+}
+
+/// Forward-auth: is this credential allowed?
+///
+/// For nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`.
+/// Answers 200 with `X-Auth-*` headers naming the principal for a valid
+/// credential, else the dialect's error body with a real 401, 403 or 503,
+/// even where the dialect's own routes answer 200 for errors.
+#[utoipa::path(
+    method(get, post),
+    path = "/_polyauth/verify",
+    tag = "gateway",
+    responses(
+        (status = 200, description = "The credential is valid.", headers(
+            ("X-Auth-Tenant" = String, description = "The tenant id."),
+            ("X-Auth-Subject" = String, description = "The subject: a user or company id."),
+            ("X-Auth-Email" = String, description = "The user's email, when the subject has one."),
+            ("X-Auth-Roles" = String, description = "The roles, comma-separated."),
+            ("X-Auth-Company" = String, description = "The company id, when the subject has one."),
+        )),
+    )
+)]
+pub async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    context: web::Data<TenantContext>,
+) -> HttpResponse {
+    let original = Original {
+        // Asked without a convention naming another request: this one.
+        method: req.method().as_str(),
+        path: crate::reserved::VERIFY,
+    };
+    match decide(&state.engine, &context, req.headers(), original).await {
+        Ok(principal) => {
+            let mut response = HttpResponse::Ok();
+            write_principal(&mut response, &principal);
+            response.insert_header(("cache-control", "no-store"));
+            response.finish()
+        }
+        Err(error) => to_http(context.dialect.verify_error(&Failure::from(error))),
+    }
+}

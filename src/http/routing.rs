@@ -1,0 +1,71 @@
+//! Mounting a resource: its routes, what the access log calls each, and the
+//! answers for a path that matches no route or a method it does not serve.
+
+use std::sync::Arc;
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+
+use super::request::to_http;
+use super::state::TenantContext;
+use crate::dialect::Failure;
+use crate::engine::ErrorCode;
+
+/// What the access log calls the routes of a resource, by method.
+#[derive(Debug, Clone)]
+pub struct RouteTag(Arc<[(Method, String)]>);
+
+impl RouteTag {
+    pub fn new(routes: &[(Method, &str)]) -> Self {
+        let routes: Vec<(Method, String)> = routes
+            .iter()
+            .map(|(method, name)| (method.clone(), (*name).to_owned()))
+            .collect();
+        Self(routes.into())
+    }
+
+    /// The route a request took; a method the resource does not serve is
+    /// `method_not_allowed`.
+    pub fn name(&self, method: &Method) -> &str {
+        self.0
+            .iter()
+            .find(|(m, _)| m == method)
+            .map_or("method_not_allowed", |(_, name)| name.as_str())
+    }
+}
+
+/// A resource at `paths` serving `routes` (method, log name, handler);
+/// any other method gets the dialect's `method_not_allowed`.
+pub fn resource(paths: Vec<String>, routes: Vec<(Method, String, Route)>) -> Resource {
+    let tags: Vec<(Method, String)> = routes
+        .iter()
+        .map(|(method, name, _)| (method.clone(), name.clone()))
+        .collect();
+    let mut resource = web::resource(paths).app_data(RouteTag(tags.into()));
+    for (method, _, route) in routes {
+        resource = resource.route(route.method(method));
+    }
+    resource.default_service(web::to(method_not_allowed))
+}
+
+/// No route of the tenant has this path.
+pub async fn not_found(context: web::Data<TenantContext>) -> HttpResponse {
+    to_http(
+        context
+            .dialect
+            .render_error(None, &Failure::of(ErrorCode::NotFound)),
+    )
+}
+
+async fn method_not_allowed(context: web::Data<TenantContext>) -> HttpResponse {
+    to_http(
+        context
+            .dialect
+            .render_error(None, &Failure::of(ErrorCode::MethodNotAllowed)),
+    )
+}
+
+/// No tenant is mounted here.
+pub async fn no_tenant(_: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({ "error": "not_found" }))
+}

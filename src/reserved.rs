@@ -1,0 +1,64 @@
+//! The paths the gateway answers itself under every tenant mount, in one
+//! list: dialect routes and tenant prefixes may not claim them, the HTTP
+//! layer mounts its endpoints at them, the OpenAPI documents name them.
+
+/// Forward-auth and the gateway's other endpoints of its own.
+pub const POLYAUTH: &str = "/_polyauth";
+/// Forward-auth: nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`.
+pub const VERIFY: &str = "/_polyauth/verify";
+/// Well-known documents (JWKS).
+pub const WELL_KNOWN: &str = "/.well-known";
+/// OAuth 2.0 endpoints of the gateway (introspection, revocation).
+pub const OAUTH2: &str = "/oauth2";
+/// The tenant's OpenAPI document.
+pub const OPENAPI: &str = "/openapi.json";
+/// Swagger UI for that document.
+pub const DOCS: &str = "/docs";
+
+/// Every reserved root: the path itself and everything below it.
+pub const ROOTS: &[&str] = &[POLYAUTH, WELL_KNOWN, OAUTH2, OPENAPI, DOCS];
+
+/// Whether `path` (under a mount) is a reserved root or lies below one.
+/// A trailing slash changes nothing.
+pub fn is_reserved(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    ROOTS.iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// The reserved roots, as error messages list them.
+pub fn listed() -> String {
+    let roots: Vec<String> = ROOTS.iter().map(|root| format!("`{root}`")).collect();
+    roots.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_and_what_lies_below_them_are_reserved() {
+        for path in [
+            "/_polyauth",
+            "/_polyauth/verify",
+            "/docs/",
+            "/docs/index.html",
+        ] {
+            assert!(is_reserved(path), "{path}");
+        }
+        for path in ["/.well-known/jwks.json", "/oauth2/revoke", "/openapi.json"] {
+            assert!(is_reserved(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/auth/v1/token",
+            "/docsx",
+            "/_polyauthx",
+            "/openapi.jsonx",
+        ] {
+            assert!(!is_reserved(path), "{path}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Assembly: from a loaded configuration to a running gateway. Opens the
+//! store, builds every tenant (keys, dummy hash, document) and hands them
+//! to [`crate::http`] to serve.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::server::StoreKind;
+use crate::config::{Loaded, LoadedTenant};
+use crate::engine::{Engine, Tenant, keys};
+use crate::http::{self, AppState, Servers, Stopper, TenantContext};
+use crate::store::{EmbeddedStore, RedisSettings, RedisStore, Store};
+
+/// A running gateway: the public and admin servers and their ports.
+pub struct Application {
+    port: u16,
+    admin_port: u16,
+    servers: Servers,
+}
+
+impl Application {
+    /// Binds the listeners named in the configuration and builds the gateway.
+    pub async fn build(loaded: Loaded) -> anyhow::Result<Self> {
+        let public = TcpListener::bind(&loaded.server.listen)
+            .with_context(|| format!("cannot listen on {}", loaded.server.listen))?;
+        let admin = TcpListener::bind(&loaded.server.admin_listen)
+            .with_context(|| format!("cannot listen on {}", loaded.server.admin_listen))?;
+        Self::build_with_listeners(loaded, public, admin).await
+    }
+
+    /// Builds the gateway on listeners bound by the caller (tests bind port 0).
+    pub async fn build_with_listeners(
+        loaded: Loaded,
+        public: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let server = &loaded.server;
+        let store: Arc<dyn Store> = match server.store.kind {
+            StoreKind::Embedded => {
+                Arc::new(EmbeddedStore::open(&server.store.path).with_context(|| {
+                    format!("cannot open the store at {}", server.store.path.display())
+                })?)
+            }
+            StoreKind::Redis => Arc::new(
+                RedisStore::connect(RedisSettings {
+                    url: server.store.redis_url().map_err(anyhow::Error::msg)?,
+                    key_prefix: server.store.key_prefix.clone(),
+                    timeout: server.store.timeout.0,
+                    connect_timeout: server.store.connect_timeout.0,
+                })
+                .await?,
+            ),
+        };
+        let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
+        let mut tenants = Vec::new();
+        for loaded_tenant in loaded.tenants {
+            tenants.push(build_tenant(loaded_tenant, store.as_ref()).await?);
+        }
+        let state = AppState {
+            engine,
+            max_body_bytes: server.max_body_bytes,
+            trusted_proxies: server.trusted_proxies.clone(),
+        };
+        let workers = server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let port = public.local_addr()?.port();
+        let admin_port = admin.local_addr()?.port();
+        let servers = http::serve(state, tenants, workers, public, admin)?;
+        Ok(Self {
+            port,
+            admin_port,
+            servers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.servers.stopper()
+    }
+
+    /// Serves until stopped: SIGTERM or SIGINT drain in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.servers.run_until_stopped().await
+    }
+}
+
+async fn build_tenant(
+    loaded: LoadedTenant,
+    store: &dyn Store,
+) -> anyhow::Result<Arc<TenantContext>> {
+    let pairs = if loaded.keys.is_empty() {
+        let candidate = keys::generate_ed25519()?;
+        let stored = store
+            .signing_key_get_or_insert(&loaded.config.id, candidate)
+            .await
+            .with_context(|| format!("tenant {}: cannot keep its signing key", loaded.config.id))?;
+        vec![keys::from_stored(&stored)?]
+    } else {
+        loaded.keys
+    };
+    let keyset = keys::KeySet::new(pairs)?;
+    let config = loaded.config;
+    let lifetimes = loaded.lifetimes;
+    let api_key_secret = loaded.api_key_secret;
+    let mut tenant = {
+        let config = config.clone();
+        let claims = loaded.dialect.claims.clone();
+        // The dummy hash costs one argon2 run: keep it off the async thread.
+        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes, claims))
+            .await??
+    };
+    tenant.api_key_secret = api_key_secret;
+    Ok(Arc::new(TenantContext {
+        tenant,
+        openapi: crate::openapi::document(&loaded.dialect, None),
+        dialect: loaded.dialect,
+        hosts: config.hosts,
+        path_prefix: config.path_prefix,
+    }))
+}
