@@ -6,6 +6,7 @@
 //! the working directory polyauth runs in.
 
 pub mod duration;
+pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod tenant;
@@ -22,7 +23,7 @@ use server::{StoreConfig, StoreKind};
 
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
-use crate::engine::keys::{self, KeyPair};
+use crate::engine::keys::KeyPair;
 use crate::engine::password;
 use crate::engine::tenant::normalize_email;
 pub use server::ServerConfig;
