@@ -116,7 +116,7 @@ async fn build_tenant(
         let config = config.clone();
         let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || Tenant::new(&config, keyset, lifetimes, claims))
+        tokio::task::spawn_blocking(move || Tenant::new(config.spec(keyset, lifetimes, claims)))
             .await??
     };
     tenant.api_key_secret = api_key_secret;

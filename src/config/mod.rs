@@ -5,6 +5,7 @@
 //! Relative paths (store file, dialects directory, key files) resolve against
 //! the working directory polyauth runs in.
 
+pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod tenant;
@@ -21,7 +22,7 @@ use server::{StoreConfig, StoreKind};
 
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
-use crate::engine::keys::{self, KeyPair};
+use crate::engine::keys::KeyPair;
 use crate::engine::password;
 use crate::engine::tenant::normalize_email;
 pub use server::ServerConfig;

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::duration::HumanDuration;
+use crate::engine::keys::KeySet;
+use crate::engine::tenant::{ClaimValue, Company, Lifetimes, TenantSpec, UserSpec};
+use crate::store::LockoutPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,34 @@ pub struct TenantConfig {
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub companies: Vec<CompanyConfig>,
+}
+
+impl TenantConfig {
+    /// What the engine builds this tenant from, given its loaded keys, the
+    /// lifetimes in effect and the dialect's claims.
+    pub fn spec(
+        &self,
+        keys: KeySet,
+        lifetimes: Lifetimes,
+        extra_claims: Vec<(String, ClaimValue)>,
+    ) -> TenantSpec {
+        TenantSpec {
+            id: self.id.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            keys,
+            lifetimes,
+            lockout: LockoutPolicy {
+                max_failures: self.lockout.max_failures,
+                window: self.lockout.window.0,
+                lock_for: self.lockout.lock_for.0,
+            },
+            uniform_login_errors: self.uniform_login_errors,
+            extra_claims,
+            users: self.users.iter().map(UserConfig::spec).collect(),
+            companies: self.companies.iter().map(CompanyConfig::spec).collect(),
+        }
+    }
 }
 
 /// Token lifetimes; each falls back to the dialect's default.
@@ -123,6 +154,30 @@ pub struct CompanyConfig {
     pub name: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+impl UserConfig {
+    fn spec(&self) -> UserSpec {
+        UserSpec {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            password_hash: self.password_hash.clone(),
+            active: self.active,
+            email_verified: self.email_verified,
+            demo: self.demo,
+            roles: self.roles.clone(),
+            company_id: self.company_id.clone(),
+        }
+    }
+}
+
+impl CompanyConfig {
+    fn spec(&self) -> Company {
+        Company {
+            id: self.id.clone(),
+            roles: self.roles.clone(),
+        }
+    }
 }
 
 fn default_max_failures() -> u32 {

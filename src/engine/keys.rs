@@ -7,11 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use crate::config::secret::SecretSource;
-use crate::config::tenant::{KeyAlgorithm, KeyConfig};
 use crate::store::StoredSigningKey;
 
 /// A key that signs new tokens.
@@ -86,104 +83,64 @@ impl KeySet {
     }
 }
 
-/// Loads a configured key; the error says what is wrong, never the key.
-pub fn load_configured(config: &KeyConfig) -> Result<KeyPair, (String, String)> {
-    let kid = config.kid.clone();
-    match config.alg {
-        KeyAlgorithm::HS256 => {
-            let source = SecretSource::pick(
-                "secret",
-                config.secret_file.as_ref(),
-                config.secret_env.as_ref(),
-            )
-            .map_err(|e| ("secret_file".into(), e))?
-            .ok_or_else(|| {
-                (
-                    "secret_file".into(),
-                    "HS256 needs `secret_file` or `secret_env`".into(),
-                )
-            })?;
-            let secret = source
-                .read()
-                .map_err(|e| (source_key("secret", &source), e))?;
-            let bytes = secret.expose_secret().as_bytes();
-            if bytes.len() < 32 {
-                return Err((
-                    source_key("secret", &source),
-                    "an HS256 secret must be at least 32 bytes".into(),
-                ));
+impl KeyPair {
+    /// An HS256 key from its shared secret, which must be at least 32 bytes.
+    pub fn hs256(kid: String, secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("an HS256 secret must be at least 32 bytes".into());
+        }
+        Ok(Self {
+            signing: SigningKey {
+                kid,
+                alg: Algorithm::HS256,
+                encoding: EncodingKey::from_secret(secret),
+            },
+            verifying: VerifyingKey {
+                alg: Algorithm::HS256,
+                decoding: DecodingKey::from_secret(secret),
+                jwk: None,
+            },
+        })
+    }
+
+    /// A key from a PEM private key: PKCS#8 Ed25519 (`EdDSA`), `ES256` or
+    /// `RS256`. The error says what is wrong, never the key.
+    pub fn from_pem(alg: Algorithm, kid: String, pem: &[u8]) -> Result<Self, String> {
+        match alg {
+            Algorithm::EdDSA => {
+                let text =
+                    std::str::from_utf8(pem).map_err(|_| "the PEM is not text".to_string())?;
+                let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+                    .map_err(|e| format!("not a PKCS#8 Ed25519 private key ({e})"))?;
+                ed25519_pair(kid, &key)
             }
-            Ok(KeyPair {
-                signing: SigningKey {
-                    kid,
-                    alg: Algorithm::HS256,
-                    encoding: EncodingKey::from_secret(bytes),
-                },
-                verifying: VerifyingKey {
-                    alg: Algorithm::HS256,
-                    decoding: DecodingKey::from_secret(bytes),
-                    jwk: None,
-                },
-            })
+            Algorithm::ES256 | Algorithm::RS256 => {
+                let encoding = if alg == Algorithm::ES256 {
+                    EncodingKey::from_ec_pem(pem)
+                } else {
+                    EncodingKey::from_rsa_pem(pem)
+                };
+                let encoding =
+                    encoding.map_err(|e| format!("not a PEM private key for {alg:?} ({e})"))?;
+                let jwk = Jwk::from_encoding_key(&encoding, alg)
+                    .map_err(|e| format!("cannot derive the public key ({e})"))?;
+                let decoding = DecodingKey::from_jwk(&jwk)
+                    .map_err(|e| format!("unusable public key ({e})"))?;
+                let jwk = serde_json::to_value(&jwk).map_err(|e| e.to_string())?;
+                Ok(Self {
+                    signing: SigningKey { kid, alg, encoding },
+                    verifying: VerifyingKey {
+                        alg,
+                        decoding,
+                        jwk: Some(jwk),
+                    },
+                })
+            }
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                Err(format!("{alg:?} keys are secrets, not PEM files"))
+            }
+            other => Err(format!("{other:?} keys are not supported")),
         }
-        alg => {
-            let source = SecretSource::pick(
-                "private_key",
-                config.private_key_file.as_ref(),
-                config.private_key_env.as_ref(),
-            )
-            .map_err(|e| ("private_key_file".into(), e))?
-            .ok_or_else(|| {
-                (
-                    "private_key_file".into(),
-                    format!("{alg:?} needs `private_key_file` or `private_key_env`"),
-                )
-            })?;
-            let key = source_key("private_key", &source);
-            let pem = source.read_bytes().map_err(|e| (key.clone(), e))?;
-            pair_from_pem(kid, alg, &pem).map_err(|e| (key, e))
-        }
-    }
-}
-
-fn source_key(stem: &str, source: &SecretSource) -> String {
-    match source {
-        SecretSource::File(_) => format!("{stem}_file"),
-        SecretSource::Env(_) => format!("{stem}_env"),
-    }
-}
-
-fn pair_from_pem(kid: String, alg: KeyAlgorithm, pem: &[u8]) -> Result<KeyPair, String> {
-    match alg {
-        KeyAlgorithm::EdDSA => {
-            let text = std::str::from_utf8(pem).map_err(|_| "the PEM is not text".to_string())?;
-            let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
-                .map_err(|e| format!("not a PKCS#8 Ed25519 private key ({e})"))?;
-            ed25519_pair(kid, &key)
-        }
-        KeyAlgorithm::ES256 | KeyAlgorithm::RS256 => {
-            let (alg, encoding) = if alg == KeyAlgorithm::ES256 {
-                (Algorithm::ES256, EncodingKey::from_ec_pem(pem))
-            } else {
-                (Algorithm::RS256, EncodingKey::from_rsa_pem(pem))
-            };
-            let encoding =
-                encoding.map_err(|e| format!("not a PEM private key for {alg:?} ({e})"))?;
-            let jwk = Jwk::from_encoding_key(&encoding, alg)
-                .map_err(|e| format!("cannot derive the public key ({e})"))?;
-            let decoding =
-                DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable public key ({e})"))?;
-            let jwk = serde_json::to_value(&jwk).map_err(|e| e.to_string())?;
-            Ok(KeyPair {
-                signing: SigningKey { kid, alg, encoding },
-                verifying: VerifyingKey {
-                    alg,
-                    decoding,
-                    jwk: Some(jwk),
-                },
-            })
-        }
-        KeyAlgorithm::HS256 => Err("HS256 keys are secrets, not PEM files".into()),
     }
 }
 

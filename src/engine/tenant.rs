@@ -8,7 +8,6 @@ use secrecy::SecretString;
 
 use super::keys::KeySet;
 use super::password::{self, hash_password};
-use crate::config::tenant::TenantConfig;
 use crate::store::LockoutPolicy;
 
 /// Token lifetimes in effect for a tenant.
@@ -33,6 +32,37 @@ pub struct User {
 pub struct Company {
     pub id: String,
     pub roles: Vec<String>,
+}
+
+/// An account as a tenant is given it.
+pub struct UserSpec {
+    /// Stable subject; without it, a UUID derived from tenant and email.
+    pub id: Option<String>,
+    pub email: String,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+    pub active: bool,
+    pub email_verified: bool,
+    /// Demo accounts must have a verified email to log in.
+    pub demo: bool,
+    pub roles: Vec<String>,
+    pub company_id: Option<String>,
+}
+
+/// What a tenant is built from: its validated settings, accounts and keys.
+pub struct TenantSpec {
+    pub id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub keys: KeySet,
+    pub lifetimes: Lifetimes,
+    pub lockout: LockoutPolicy,
+    /// Answer unknown users exactly as wrong passwords.
+    pub uniform_login_errors: bool,
+    /// Claims the dialect adds to every token, by name.
+    pub extra_claims: Vec<(String, ClaimValue)>,
+    pub users: Vec<UserSpec>,
+    pub companies: Vec<Company>,
 }
 
 /// A claim a dialect adds to every token of its tenants.
@@ -67,19 +97,14 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// Builds the runtime tenant from a validated config.
-    pub fn new(
-        config: &TenantConfig,
-        keys: KeySet,
-        lifetimes: Lifetimes,
-        extra_claims: Vec<(String, ClaimValue)>,
-    ) -> anyhow::Result<Self> {
+    /// Builds the runtime tenant; costs one argon2 hash (the dummy).
+    pub fn new(spec: TenantSpec) -> anyhow::Result<Self> {
         let mut users_by_email = HashMap::new();
         let mut users_by_id = HashMap::new();
-        for user in &config.users {
+        for user in &spec.users {
             let email = normalize_email(&user.email);
             let id = user.id.clone().unwrap_or_else(|| {
-                let name = format!("{}\u{1f}{email}", config.id);
+                let name = format!("{}\u{1f}{email}", spec.id);
                 uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
             });
             let user = Arc::new(User {
@@ -95,33 +120,23 @@ impl Tenant {
             users_by_email.insert(email, Arc::clone(&user));
             users_by_id.insert(id, user);
         }
-        let companies = config
-            .companies
-            .iter()
-            .map(|c| {
-                let company = Company {
-                    id: c.id.clone(),
-                    roles: c.roles.clone(),
-                };
-                (c.id.clone(), company)
-            })
-            .collect();
-        let params = dummy_params(config);
+        let params = dummy_params(&spec.id, &spec.users);
         let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
         let dummy_hash = hash_password(&filler, params)?.into();
+        let companies = spec
+            .companies
+            .into_iter()
+            .map(|company| (company.id.clone(), company))
+            .collect();
         Ok(Self {
-            id: config.id.clone(),
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            keys,
-            lifetimes,
-            lockout: LockoutPolicy {
-                max_failures: config.lockout.max_failures,
-                window: config.lockout.window.0,
-                lock_for: config.lockout.lock_for.0,
-            },
-            uniform_login_errors: config.uniform_login_errors,
-            extra_claims,
+            id: spec.id,
+            issuer: spec.issuer,
+            audience: spec.audience,
+            keys: spec.keys,
+            lifetimes: spec.lifetimes,
+            lockout: spec.lockout,
+            uniform_login_errors: spec.uniform_login_errors,
+            extra_claims: spec.extra_claims,
             api_key_secret: None,
             users_by_email,
             users_by_id,
@@ -151,9 +166,9 @@ pub fn normalize_email(email: &str) -> String {
 /// The argon2 parameters most of the tenant's accounts use, so that an
 /// unknown account costs what a known one does. Accounts hashed with other
 /// parameters take measurably different time: say so at startup.
-fn dummy_params(config: &TenantConfig) -> argon2::Params {
+fn dummy_params(tenant: &str, users: &[UserSpec]) -> argon2::Params {
     let mut counts: Vec<(argon2::Params, usize)> = Vec::new();
-    for user in &config.users {
+    for user in users {
         let Ok(params) = password::validate_phc(&user.password_hash) else {
             continue;
         };
@@ -168,7 +183,7 @@ fn dummy_params(config: &TenantConfig) -> argon2::Params {
     }
     if counts.len() > 1 {
         tracing::warn!(
-            tenant = %config.id,
+            tenant = %tenant,
             parameter_sets = counts.len(),
             "accounts use different argon2 parameters: login time can tell them apart; rehash them alike"
         );

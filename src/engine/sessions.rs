@@ -1,0 +1,219 @@
+//! Sessions: a refresh family started by a login, refreshed, slid and
+//! revoked; every grant is signed here.
+
+use std::time::Duration;
+
+use super::tokens::{self, Claims};
+use super::verify::holder;
+use super::{
+    ClaimValue, CredentialKind, Engine, EngineError, EngineResult, Grant, Identity, RevokeScope,
+    Tenant, TokenProblem, TokenType, new_id,
+};
+use crate::store::{FamilyUse, unix_now};
+
+impl Engine {
+    /// A refresh token in, a new access token out; with `rotate`, a new
+    /// refresh token too, and the presented one can never be used again.
+    /// The new tokens carry the holder's current roles.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn refresh(
+        &self,
+        tenant: &Tenant,
+        refresh_token: &str,
+        rotate: bool,
+    ) -> EngineResult<Grant> {
+        let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
+        let identity = holder(tenant, &claims)?;
+        let family = claims
+            .sid
+            .as_deref()
+            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let next_jti = rotate.then(new_id);
+        match self
+            .store
+            .family_use(&tenant.id, family, &claims.jti, next_jti.as_deref())
+            .await?
+        {
+            FamilyUse::Current => {}
+            FamilyUse::Reused => {
+                tracing::warn!(tenant = %tenant.id, "rotated refresh token presented again; session revoked");
+                self.revoke_family(tenant, family, claims.exp).await?;
+                return Err(EngineError::InvalidToken(TokenProblem::Revoked));
+            }
+            FamilyUse::Dead => return Err(EngineError::InvalidToken(TokenProblem::Revoked)),
+        }
+        let session = Session {
+            family,
+            refresh_exp: claims.exp,
+        };
+        self.grant(tenant, identity, &session, next_jti, unix_now())
+    }
+
+    /// A sliding session: a live access token is exchanged, once, for a
+    /// fresh one in the same session, until the session's own end. Sliding
+    /// the same token again is replay: the session is revoked.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn slide(&self, tenant: &Tenant, access_token: &str) -> EngineResult<Grant> {
+        let revoked = EngineError::InvalidToken(TokenProblem::Revoked);
+        // Not `authenticate`: an already revoked token must reach the replay
+        // check below, which is what ends the session.
+        let claims = self.check_token(tenant, access_token, TokenType::Access)?;
+        let identity = holder(tenant, &claims)?;
+        let family = claims
+            .sid
+            .as_deref()
+            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let Some(session_end) = self.store.family_end(&tenant.id, family).await? else {
+            return Err(revoked);
+        };
+        if !self
+            .store
+            .revoke_token_once(&tenant.id, &claims.jti, claims.exp)
+            .await?
+        {
+            tracing::warn!(tenant = %tenant.id, "slid access token presented again; session revoked");
+            self.revoke_family(tenant, family, session_end).await?;
+            return Err(revoked);
+        }
+        let session = Session {
+            family,
+            refresh_exp: session_end,
+        };
+        self.grant(tenant, identity, &session, None, unix_now())
+    }
+
+    /// Makes a token dead until its expiry. A refresh token takes its whole
+    /// family; with [`RevokeScope::Session`] an access token does too.
+    /// Returns only once the revocation is written.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn revoke(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        kind: CredentialKind,
+        scope: RevokeScope,
+    ) -> EngineResult<()> {
+        let (claims, _) = self.authenticate(tenant, token, kind).await?;
+        if claims.typ == TokenType::Access {
+            self.store
+                .revoke_token(&tenant.id, &claims.jti, claims.exp)
+                .await?;
+        }
+        let whole_family = claims.typ == TokenType::Refresh || scope == RevokeScope::Session;
+        if let (Some(family), true) = (&claims.sid, whole_family) {
+            self.revoke_family(tenant, family, claims.exp).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes a session. The record must outlive both the family's refresh
+    /// tokens and the last access token minted from it.
+    async fn revoke_family(
+        &self,
+        tenant: &Tenant,
+        family: &str,
+        refresh_exp: u64,
+    ) -> EngineResult<()> {
+        let until = refresh_exp.max(unix_now().saturating_add(tenant.lifetimes.access.as_secs()));
+        Ok(self.store.family_revoke(&tenant.id, family, until).await?)
+    }
+
+    pub(super) async fn start_session(
+        &self,
+        tenant: &Tenant,
+        identity: Identity,
+        refresh_ttl: Duration,
+    ) -> EngineResult<Grant> {
+        let now = unix_now();
+        let family = new_id();
+        let refresh_jti = new_id();
+        let session = Session {
+            family: &family,
+            refresh_exp: now.saturating_add(refresh_ttl.as_secs()),
+        };
+        self.store
+            .family_start(&tenant.id, &family, &refresh_jti, session.refresh_exp)
+            .await?;
+        self.grant(tenant, identity, &session, Some(refresh_jti), now)
+    }
+
+    /// Signs a fresh access token, and a refresh token when `refresh_jti`
+    /// is given, for `identity` in `session`.
+    fn grant(
+        &self,
+        tenant: &Tenant,
+        identity: Identity,
+        session: &Session<'_>,
+        refresh_jti: Option<String>,
+        now: u64,
+    ) -> EngineResult<Grant> {
+        let refresh_token = refresh_jti
+            .map(|jti| self.issue(tenant, &identity, session, TokenType::Refresh, jti, now))
+            .transpose()?;
+        let access_token =
+            self.issue(tenant, &identity, session, TokenType::Access, new_id(), now)?;
+        Ok(Grant {
+            access_token,
+            refresh_token,
+            expires_in: tenant.lifetimes.access.as_secs(),
+            refresh_expires_in: Some(session.refresh_exp.saturating_sub(now)),
+            api_key: None,
+            subject: identity.subject,
+            email: identity.email,
+            company_id: identity.company,
+        })
+    }
+
+    /// Signs a token of `typ` for `identity` in `session`. A refresh token
+    /// ends with its family; an access token lives `access` from now.
+    fn issue(
+        &self,
+        tenant: &Tenant,
+        identity: &Identity,
+        session: &Session<'_>,
+        typ: TokenType,
+        jti: String,
+        now: u64,
+    ) -> EngineResult<String> {
+        let exp = match typ {
+            TokenType::Access => now.saturating_add(tenant.lifetimes.access.as_secs()),
+            TokenType::Refresh => session.refresh_exp,
+        };
+        let claims = Claims {
+            iss: tenant.issuer.clone(),
+            aud: tenant.audience.clone(),
+            sub: identity.subject.clone(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti,
+            typ,
+            tid: tenant.id.clone(),
+            sid: Some(session.family.to_owned()),
+            email: identity.email.clone(),
+            roles: identity.roles.clone(),
+            cid: identity.company.clone(),
+        };
+        let extra = tenant
+            .extra_claims
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    ClaimValue::Subject => identity.subject.clone().into(),
+                    ClaimValue::Email => identity.email.clone().into(),
+                    ClaimValue::CompanyId => identity.company.clone().into(),
+                    ClaimValue::Role => identity.roles.first().cloned().into(),
+                    ClaimValue::Fixed(value) => value.clone(),
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        Ok(tokens::sign(&tenant.keys, &claims, &extra)?)
+    }
+}
+
+/// A refresh family and the end of its refresh tokens.
+struct Session<'a> {
+    family: &'a str,
+    refresh_exp: u64,
+}

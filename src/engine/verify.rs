@@ -1,0 +1,113 @@
+//! Verification: who holds a presented token or API key, and whether it is
+//! still good.
+
+use super::tokens::{self, Claims, Expectation};
+use super::{
+    CredentialKind, Engine, EngineError, EngineResult, Identity, Principal, Tenant, TokenProblem,
+    TokenType,
+};
+use crate::store::TokenState;
+
+impl Engine {
+    /// Who holds this credential; with `company`, it must belong to that company.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn verify(
+        &self,
+        tenant: &Tenant,
+        credential: &str,
+        kind: CredentialKind,
+        company: Option<&str>,
+    ) -> EngineResult<Principal> {
+        let as_api_key = match kind {
+            CredentialKind::ApiKey => true,
+            CredentialKind::AccessTokenOrApiKey => !looks_like_jwt(credential),
+            _ => false,
+        };
+        let identity = if credential.is_empty() {
+            return Err(EngineError::MissingToken);
+        } else if as_api_key {
+            self.verify_api_key(tenant, credential).await?
+        } else {
+            self.authenticate(tenant, credential, CredentialKind::AccessToken)
+                .await?
+                .1
+        };
+        if company.is_some_and(|expected| identity.company.as_deref() != Some(expected)) {
+            return Err(EngineError::Forbidden);
+        }
+        Ok(Principal {
+            tenant: tenant.id.clone(),
+            subject: identity.subject,
+            email: identity.email,
+            roles: identity.roles,
+            company: identity.company,
+        })
+    }
+
+    /// A token of the kind asked for, signed by the tenant, whose holder
+    /// still exists and which is not revoked. Fails closed: a store that
+    /// cannot answer makes the token unusable.
+    pub(super) async fn authenticate(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        kind: CredentialKind,
+    ) -> EngineResult<(Claims, Identity)> {
+        let claims = match kind {
+            CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh)?,
+            CredentialKind::AnyToken => match self.check_token(tenant, token, TokenType::Access) {
+                Err(EngineError::InvalidToken(TokenProblem::WrongType)) => {
+                    self.check_token(tenant, token, TokenType::Refresh)?
+                }
+                other => other?,
+            },
+            _ => self.check_token(tenant, token, TokenType::Access)?,
+        };
+        let identity = holder(tenant, &claims)?;
+        match self
+            .store
+            .token_state(&tenant.id, &claims.jti, claims.sid.as_deref())
+            .await?
+        {
+            TokenState::Active => Ok((claims, identity)),
+            TokenState::Revoked => Err(EngineError::InvalidToken(TokenProblem::Revoked)),
+        }
+    }
+
+    pub(super) fn check_token(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        typ: TokenType,
+    ) -> EngineResult<Claims> {
+        if token.is_empty() {
+            return Err(EngineError::MissingToken);
+        }
+        let expect = Expectation {
+            issuer: &tenant.issuer,
+            audience: &tenant.audience,
+            tenant: &tenant.id,
+            typ,
+        };
+        tokens::verify(&tenant.keys, token, &expect).map_err(EngineError::InvalidToken)
+    }
+}
+
+/// The holder of a token must still exist and be active: removing or
+/// deactivating an account ends its sessions at once.
+pub(super) fn holder(tenant: &Tenant, claims: &Claims) -> EngineResult<Identity> {
+    let company_login = claims.cid.as_deref() == Some(claims.sub.as_str());
+    let identity = if company_login {
+        tenant.company(&claims.sub).map(Identity::of_company)
+    } else {
+        tenant
+            .user_by_id(&claims.sub)
+            .filter(|u| u.active)
+            .map(|u| Identity::of_user(u))
+    };
+    identity.ok_or(EngineError::InvalidToken(TokenProblem::Invalid))
+}
+
+fn looks_like_jwt(credential: &str) -> bool {
+    credential.bytes().filter(|b| *b == b'.').count() == 2
+}
