@@ -13,8 +13,8 @@ use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Store, StoreError, StoreResult,
-    StoredSigningKey, TokenState, unix_now, unix_now_ms,
+    ApiKeyRecord, ApiKeys, Attempt, FamilyUse, Lockout, LockoutPolicy, Revocations, Secrets,
+    Sessions, Store, StoreError, StoreResult, StoredSigningKey, TokenState, unix_now, unix_now_ms,
 };
 
 const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked");
@@ -158,7 +158,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Revocations for EmbeddedStore {
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, jti);
         self.run(move |db| {
@@ -195,22 +198,6 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
-        let k = key(tenant, family);
-        self.run(move |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(FAMILIES)?;
-            let record: Option<FamilyRecord> = table
-                .get(k.as_str())?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            Ok(record
-                .filter(|r| !r.revoked && r.expires_at >= unix_now())
-                .map(|r| r.expires_at))
-        })
-        .await
-    }
-
     async fn token_state(
         &self,
         tenant: &str,
@@ -242,7 +229,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Sessions for EmbeddedStore {
     async fn family_start(
         &self,
         tenant: &str,
@@ -318,6 +308,22 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
+        let k = key(tenant, family);
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(FAMILIES)?;
+            let record: Option<FamilyRecord> = table
+                .get(k.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(record
+                .filter(|r| !r.revoked && r.expires_at >= unix_now())
+                .map(|r| r.expires_at))
+        })
+        .await
+    }
+
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, family);
         self.run(move |db| {
@@ -336,7 +342,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ApiKeys for EmbeddedStore {
     async fn api_key_rotate(
         &self,
         tenant: &str,
@@ -404,40 +413,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
-    async fn secret_get_or_insert(
-        &self,
-        tenant: &str,
-        name: &str,
-        candidate: Vec<u8>,
-    ) -> StoreResult<Vec<u8>> {
-        let k = key(tenant, name);
-        self.run(move |db| {
-            // Made once, read on every use: only the first use takes the writer lock.
-            let stored = db
-                .begin_read()?
-                .open_table(SECRETS)?
-                .get(k.as_str())?
-                .map(|v| v.value().to_vec());
-            if let Some(stored) = stored {
-                return Ok(stored);
-            }
-            let txn = db.begin_write()?;
-            let existing = txn
-                .open_table(SECRETS)?
-                .get(k.as_str())?
-                .map(|v| v.value().to_vec());
-            if let Some(existing) = existing {
-                return Ok(existing);
-            }
-            txn.open_table(SECRETS)?
-                .insert(k.as_str(), candidate.as_slice())?;
-            txn.commit()?;
-            Ok(candidate)
-        })
-        .await
-    }
-
+#[async_trait]
+impl Lockout for EmbeddedStore {
     async fn lockout_attempt(
         &self,
         tenant: &str,
@@ -519,7 +498,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Secrets for EmbeddedStore {
     async fn signing_key_get_or_insert(
         &self,
         tenant: &str,
@@ -533,6 +515,39 @@ impl Store for EmbeddedStore {
             }
             txn.open_table(SIGNING_KEYS)?
                 .insert(k.as_str(), encode(&candidate)?.as_slice())?;
+            txn.commit()?;
+            Ok(candidate)
+        })
+        .await
+    }
+
+    async fn secret_get_or_insert(
+        &self,
+        tenant: &str,
+        name: &str,
+        candidate: Vec<u8>,
+    ) -> StoreResult<Vec<u8>> {
+        let k = key(tenant, name);
+        self.run(move |db| {
+            // Made once, read on every use: only the first use takes the writer lock.
+            let stored = db
+                .begin_read()?
+                .open_table(SECRETS)?
+                .get(k.as_str())?
+                .map(|v| v.value().to_vec());
+            if let Some(stored) = stored {
+                return Ok(stored);
+            }
+            let txn = db.begin_write()?;
+            let existing = txn
+                .open_table(SECRETS)?
+                .get(k.as_str())?
+                .map(|v| v.value().to_vec());
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            txn.open_table(SECRETS)?
+                .insert(k.as_str(), candidate.as_slice())?;
             txn.commit()?;
             Ok(candidate)
         })

@@ -25,8 +25,8 @@ use redis::{AsyncCommands, IntoConnectionInfo, RedisResult, Script};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Store, StoreError, StoreResult,
-    StoredSigningKey, TokenState, unix_now,
+    ApiKeyRecord, ApiKeys, Attempt, FamilyUse, Lockout, LockoutPolicy, Revocations, Secrets,
+    Sessions, Store, StoreError, StoreResult, StoredSigningKey, TokenState, unix_now,
 };
 use cache::{Cache, Event, HEARTBEAT_EVERY, Known};
 
@@ -286,7 +286,10 @@ impl Store for RedisStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Revocations for RedisStore {
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
         self.revoke(tenant, jti, expires_at, false).await.map(drop)
     }
@@ -298,21 +301,6 @@ impl Store for RedisStore {
         expires_at: u64,
     ) -> StoreResult<bool> {
         self.revoke(tenant, jti, expires_at, true).await
-    }
-
-    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
-        let mut conn = self.conn();
-        let (current, revoked, end): (Option<String>, Option<String>, Option<u64>) = self
-            .call(
-                "family_end",
-                redis::cmd("HMGET")
-                    .arg(self.keys.of(tenant, "family", family))
-                    .arg(&["current", "revoked", "end"])
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let live = current.is_some() && revoked.as_deref() != Some("1");
-        Ok(end.filter(|_| live))
     }
 
     async fn token_state(
@@ -344,7 +332,10 @@ impl Store for RedisStore {
         self.cache.remember_live_token(ticket, tenant, jti, family);
         Ok(TokenState::Active)
     }
+}
 
+#[async_trait]
+impl Sessions for RedisStore {
     async fn family_start(
         &self,
         tenant: &str,
@@ -400,6 +391,21 @@ impl Store for RedisStore {
         })
     }
 
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
+        let mut conn = self.conn();
+        let (current, revoked, end): (Option<String>, Option<String>, Option<u64>) = self
+            .call(
+                "family_end",
+                redis::cmd("HMGET")
+                    .arg(self.keys.of(tenant, "family", family))
+                    .arg(&["current", "revoked", "end"])
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let live = current.is_some() && revoked.as_deref() != Some("1");
+        Ok(end.filter(|_| live))
+    }
+
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let mut conn = self.conn();
         let until: u64 = self
@@ -417,7 +423,10 @@ impl Store for RedisStore {
         self.family_dead(tenant, family, until);
         Ok(())
     }
+}
 
+#[async_trait]
+impl ApiKeys for RedisStore {
     async fn api_key_rotate(
         &self,
         tenant: &str,
@@ -490,28 +499,10 @@ impl Store for RedisStore {
             .map(|(hash, bytes)| Ok((hash, decode(&bytes)?)))
             .transpose()
     }
+}
 
-    async fn secret_get_or_insert(
-        &self,
-        tenant: &str,
-        name: &str,
-        candidate: Vec<u8>,
-    ) -> StoreResult<Vec<u8>> {
-        let mut conn = self.conn();
-        let existing: Option<Vec<u8>> = self
-            .call(
-                "secret_get_or_insert",
-                redis::cmd("SET")
-                    .arg(self.keys.of(tenant, "secret", name))
-                    .arg(&candidate)
-                    .arg("NX")
-                    .arg("GET")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(existing.unwrap_or(candidate))
-    }
-
+#[async_trait]
+impl Lockout for RedisStore {
     async fn lockout_attempt(
         &self,
         tenant: &str,
@@ -550,7 +541,10 @@ impl Store for RedisStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl Secrets for RedisStore {
     async fn signing_key_get_or_insert(
         &self,
         tenant: &str,
@@ -573,6 +567,27 @@ impl Store for RedisStore {
             .map(decode)
             .transpose()
             .map(|stored| stored.unwrap_or(candidate))
+    }
+
+    async fn secret_get_or_insert(
+        &self,
+        tenant: &str,
+        name: &str,
+        candidate: Vec<u8>,
+    ) -> StoreResult<Vec<u8>> {
+        let mut conn = self.conn();
+        let existing: Option<Vec<u8>> = self
+            .call(
+                "secret_get_or_insert",
+                redis::cmd("SET")
+                    .arg(self.keys.of(tenant, "secret", name))
+                    .arg(&candidate)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(existing.unwrap_or(candidate))
     }
 }
 
