@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use crate::config::server::StoreKind;
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, Tenant, keys};
-use crate::store::{EmbeddedStore, RedisSettings, RedisStore, Store};
+use crate::store::{self, RedisSettings, Store, StoreSettings};
 use request::{LogTags, access_log};
 use tenant::{TenantContext, mount};
 
@@ -75,22 +75,18 @@ impl Application {
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
         let server = &loaded.server;
-        let store: Arc<dyn Store> = match server.store.kind {
-            StoreKind::Embedded => {
-                Arc::new(EmbeddedStore::open(&server.store.path).with_context(|| {
-                    format!("cannot open the store at {}", server.store.path.display())
-                })?)
-            }
-            StoreKind::Redis => Arc::new(
-                RedisStore::connect(RedisSettings {
-                    url: server.store.redis_url().map_err(anyhow::Error::msg)?,
-                    key_prefix: server.store.key_prefix.clone(),
-                    timeout: server.store.timeout.0,
-                    connect_timeout: server.store.connect_timeout.0,
-                })
-                .await?,
-            ),
+        let settings = match server.store.kind {
+            StoreKind::Embedded => StoreSettings::Embedded {
+                path: server.store.path.clone(),
+            },
+            StoreKind::Redis => StoreSettings::Redis(RedisSettings {
+                url: server.store.redis_url().map_err(anyhow::Error::msg)?,
+                key_prefix: server.store.key_prefix.clone(),
+                timeout: server.store.timeout.0,
+                connect_timeout: server.store.connect_timeout.0,
+            }),
         };
+        let store = store::open(settings).await?;
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
         let mut contexts = Vec::new();
         for loaded_tenant in loaded.tenants {

@@ -8,8 +8,11 @@
 mod embedded;
 mod redis;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +217,25 @@ pub trait Store:
 {
     /// Cheap reachability check, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Which backend to open, and where.
+pub enum StoreSettings {
+    /// One redb file at `path`, for a single process.
+    Embedded { path: PathBuf },
+    /// One Redis shared by every replica.
+    Redis(RedisSettings),
+}
+
+/// Opens (or connects to) the configured backend.
+pub async fn open(settings: StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match settings {
+        StoreSettings::Embedded { path } => Arc::new(
+            EmbeddedStore::open(&path)
+                .with_context(|| format!("cannot open the store at {}", path.display()))?,
+        ),
+        StoreSettings::Redis(settings) => Arc::new(RedisStore::connect(settings).await?),
+    })
 }
 
 /// Seconds since the unix epoch.
