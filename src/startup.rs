@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::server::StoreKind;
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, Tenant, keys};
 use crate::http::{self, AppState, Servers, Stopper, TenantContext};
-use crate::store::{EmbeddedStore, RedisSettings, RedisStore, Store};
+use crate::store::{self, Store};
 
 /// A running gateway: the public and admin servers and their ports.
 pub struct Application {
@@ -37,22 +36,7 @@ impl Application {
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
         let server = &loaded.server;
-        let store: Arc<dyn Store> = match server.store.kind {
-            StoreKind::Embedded => {
-                Arc::new(EmbeddedStore::open(&server.store.path).with_context(|| {
-                    format!("cannot open the store at {}", server.store.path.display())
-                })?)
-            }
-            StoreKind::Redis => Arc::new(
-                RedisStore::connect(RedisSettings {
-                    url: server.store.redis_url().map_err(anyhow::Error::msg)?,
-                    key_prefix: server.store.key_prefix.clone(),
-                    timeout: server.store.timeout.0,
-                    connect_timeout: server.store.connect_timeout.0,
-                })
-                .await?,
-            ),
-        };
+        let store = store::open(server.store.settings().map_err(anyhow::Error::msg)?).await?;
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent);
         let mut tenants = Vec::new();
         for loaded_tenant in loaded.tenants {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::secret::SecretSource;
 use crate::duration::HumanDuration;
+use crate::store::{RedisSettings, StoreSettings};
 
 /// Where `store.kind = "redis"` connects when no URL is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
@@ -79,6 +80,21 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// The Redis URL from `url`, `url_file` or `url_env` (one at most),
     /// else a local Redis. The error never holds the URL: it may hold a password.
+    /// What the store module opens.
+    pub fn settings(&self) -> Result<StoreSettings, String> {
+        Ok(match self.kind {
+            StoreKind::Embedded => StoreSettings::Embedded {
+                path: self.path.clone(),
+            },
+            StoreKind::Redis => StoreSettings::Redis(RedisSettings {
+                url: self.redis_url()?,
+                key_prefix: self.key_prefix.clone(),
+                timeout: self.timeout.0,
+                connect_timeout: self.connect_timeout.0,
+            }),
+        })
+    }
+
     pub fn redis_url(&self) -> Result<SecretString, String> {
         let source = SecretSource::pick("url", self.url_file.as_ref(), self.url_env.as_ref())?;
         match (&self.url, source) {

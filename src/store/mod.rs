@@ -1,14 +1,18 @@
 //! Where polyauth keeps what must outlive a request: revocations, refresh
 //! families, API-key hashes, lockout counters and generated signing keys.
 //!
-//! One trait, one behaviour, several backends; every entry with a natural
-//! end is forgotten once that end has passed, so a store does not grow.
+//! One trait (made of one small trait per concern), one behaviour, several
+//! backends; every entry with a natural end is forgotten once that end has
+//! passed, so a store does not grow.
 
 mod embedded;
 mod redis;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -91,12 +95,9 @@ impl std::fmt::Debug for StoredSigningKey {
     }
 }
 
-/// The operations every backend offers. Tenant ids namespace every key.
+/// Revocations of single tokens.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Cheap reachability check, for `/readyz`.
-    async fn ping(&self) -> StoreResult<()>;
-
+pub trait Revocations {
     /// Marks a token id dead until `expires_at` (unix seconds).
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()>;
 
@@ -109,9 +110,6 @@ pub trait Store: Send + Sync + 'static {
         expires_at: u64,
     ) -> StoreResult<bool>;
 
-    /// When a live (known, unrevoked) family ends, if it is live.
-    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>>;
-
     /// Is this token, or the refresh family it belongs to, revoked?
     async fn token_state(
         &self,
@@ -119,7 +117,11 @@ pub trait Store: Send + Sync + 'static {
         jti: &str,
         family: Option<&str>,
     ) -> StoreResult<TokenState>;
+}
 
+/// Sessions: refresh families, one current token each.
+#[async_trait]
+pub trait Sessions {
     /// Starts a refresh family whose current token is `jti`.
     async fn family_start(
         &self,
@@ -139,9 +141,16 @@ pub trait Store: Send + Sync + 'static {
         next: Option<&str>,
     ) -> StoreResult<FamilyUse>;
 
+    /// When a live (known, unrevoked) family ends, if it is live.
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>>;
+
     /// Revokes a whole family until `expires_at`.
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()>;
+}
 
+/// API keys, one per subject, kept by hash.
+#[async_trait]
+pub trait ApiKeys {
     /// Makes `key_hash` the subject's only API key (the previous one stops working).
     async fn api_key_rotate(
         &self,
@@ -158,16 +167,11 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         subject: &str,
     ) -> StoreResult<Option<(String, ApiKeyRecord)>>;
+}
 
-    /// A tenant secret named `name`, storing `candidate` if there is none
-    /// yet (the first writer wins, so replicas agree).
-    async fn secret_get_or_insert(
-        &self,
-        tenant: &str,
-        name: &str,
-        candidate: Vec<u8>,
-    ) -> StoreResult<Vec<u8>>;
-
+/// Lockout counters of login attempts.
+#[async_trait]
+pub trait Lockout {
     /// Atomically reserves one login attempt on every one of `counters` (an
     /// account and a client address). It is allowed only if no counter is
     /// locked and none would pass `max_failures` within its `window`; then
@@ -183,7 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a reserved attempt back after a success: `reset` clears the
     /// counter, otherwise the one attempt is returned.
     async fn lockout_release(&self, tenant: &str, key: &str, reset: bool) -> StoreResult<()>;
+}
 
+/// Generated signing keys and tenant secrets.
+#[async_trait]
+pub trait Secrets {
     /// Returns the tenant's generated signing key, storing `candidate` if there
     /// is none yet (the first writer wins, so replicas agree).
     async fn signing_key_get_or_insert(
@@ -191,6 +199,43 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         candidate: StoredSigningKey,
     ) -> StoreResult<StoredSigningKey>;
+
+    /// A tenant secret named `name`, storing `candidate` if there is none
+    /// yet (the first writer wins, so replicas agree).
+    async fn secret_get_or_insert(
+        &self,
+        tenant: &str,
+        name: &str,
+        candidate: Vec<u8>,
+    ) -> StoreResult<Vec<u8>>;
+}
+
+/// The operations every backend offers. Tenant ids namespace every key.
+#[async_trait]
+pub trait Store:
+    Revocations + Sessions + ApiKeys + Lockout + Secrets + Send + Sync + 'static
+{
+    /// Cheap reachability check, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Which backend to open, and where.
+pub enum StoreSettings {
+    /// One redb file at `path`, for a single process.
+    Embedded { path: PathBuf },
+    /// One Redis shared by every replica.
+    Redis(RedisSettings),
+}
+
+/// Opens (or connects to) the configured backend.
+pub async fn open(settings: StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match settings {
+        StoreSettings::Embedded { path } => Arc::new(
+            EmbeddedStore::open(&path)
+                .with_context(|| format!("cannot open the store at {}", path.display()))?,
+        ),
+        StoreSettings::Redis(settings) => Arc::new(RedisStore::connect(settings).await?),
+    })
 }
 
 /// Seconds since the unix epoch.

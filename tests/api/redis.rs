@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use polyauth::store::{
-    ApiKeyRecord, LockoutPolicy, RedisSettings, RedisStore, Store, StoredSigningKey, TokenState,
-    unix_now,
+    ApiKeyRecord, ApiKeys, Lockout, LockoutPolicy, RedisSettings, RedisStore, Revocations, Secrets,
+    Sessions, StoredSigningKey, TokenState, unix_now,
 };
 use serde_json::{Value, json};
 

@@ -1,0 +1,198 @@
+//! The default store: one redb file, durable across restarts, one process.
+//!
+//! Every write commits with immediate durability before the call returns, so
+//! a revocation reported done survives a crash. Entries with a natural end are
+//! listed in an expiry index that a background thread sweeps.
+
+mod api_keys;
+mod lockout;
+mod revocations;
+mod secrets;
+mod sessions;
+mod sweep;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, StoreResult};
+
+const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked");
+const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("families");
+const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+const API_KEY_OF_SUBJECT: TableDefinition<&str, &str> = TableDefinition::new("api_key_of_subject");
+const LOCKOUT: TableDefinition<&str, &[u8]> = TableDefinition::new("lockout");
+const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// (unix seconds, "table\x1fkey") for every entry that ends.
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+
+const SEP: char = '\u{1f}';
+
+/// Any redb failure, as text (redb's own error type is large).
+#[derive(Debug)]
+struct DbError(String);
+
+impl<E: Into<redb::Error>> From<E> for DbError {
+    fn from(error: E) -> Self {
+        Self(error.into().to_string())
+    }
+}
+
+/// How a write transaction ends, with the answer to give.
+enum End<T> {
+    /// Commit what was written.
+    Commit(T),
+    /// Nothing was written: drop the transaction, which aborts it.
+    Abort(T),
+}
+
+/// A redb-backed [`Store`].
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating its parent directory.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let db = open_with_retry(path)?;
+        let txn = db.begin_write()?;
+        for name in [FAMILIES, API_KEYS, LOCKOUT, SIGNING_KEYS, SECRETS] {
+            txn.open_table(name)?;
+        }
+        txn.open_table(REVOKED)?;
+        txn.open_table(API_KEY_OF_SUBJECT)?;
+        txn.open_table(EXPIRY)?;
+        txn.commit()?;
+        let db = Arc::new(db);
+        sweep::spawn_sweeper(Arc::downgrade(&db));
+        Ok(Self { db })
+    }
+
+    /// Runs `f` on the blocking pool: redb does disk I/O and fsyncs.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(StoreError::new)?
+            .map_err(|e| StoreError(e.0))
+    }
+
+    /// Runs `f` in a read transaction, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run(move |db| read(db, f)).await
+    }
+
+    /// Runs `f` in a write transaction, on the blocking pool; see [`write`].
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<End<T>, DbError> + Send + 'static,
+    {
+        self.run(move |db| write(db, f)).await
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|txn| {
+            txn.open_table(REVOKED)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A process that just closed the file (a restart in tests) may still hold
+/// redb's lock for a moment.
+fn open_with_retry(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let mut tries = 0;
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `f` in a read transaction.
+fn read<T>(
+    db: &Database,
+    f: impl FnOnce(&ReadTransaction) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    f(&db.begin_read()?)
+}
+
+/// Runs `f` in a write transaction (one at a time), and commits it when `f`
+/// says so. A failure drops the transaction, so nothing of it is kept.
+fn write<T>(
+    db: &Database,
+    f: impl FnOnce(&WriteTransaction) -> Result<End<T>, DbError>,
+) -> Result<T, DbError> {
+    let txn = db.begin_write()?;
+    match f(&txn)? {
+        End::Commit(value) => {
+            txn.commit()?;
+            Ok(value)
+        }
+        End::Abort(value) => Ok(value),
+    }
+}
+
+fn key(tenant: &str, id: &str) -> String {
+    format!("{tenant}{SEP}{id}")
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DbError> {
+    serde_json::to_vec(value).map_err(|e| DbError(format!("unreadable record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DbError> {
+    serde_json::from_slice(bytes).map_err(|e| DbError(format!("unreadable record: {e}")))
+}
+
+/// Reads the JSON record at `k`, if there is one.
+fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    k: &str,
+) -> Result<Option<T>, DbError> {
+    table.get(k)?.map(|v| decode(v.value())).transpose()
+}
+
+/// Writes `value` as the JSON record at `k`.
+fn put_json<T: Serialize>(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, &[u8]>,
+    k: &str,
+    value: &T,
+) -> Result<(), DbError> {
+    txn.open_table(table)?
+        .insert(k, encode(value)?.as_slice())?;
+    Ok(())
+}
+
+fn index_expiry(txn: &WriteTransaction, table: &str, key: &str, at: u64) -> Result<(), DbError> {
+    let entry = format!("{table}{SEP}{key}");
+    txn.open_table(EXPIRY)?.insert((at, entry.as_str()), ())?;
+    Ok(())
+}

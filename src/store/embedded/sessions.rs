@@ -1,0 +1,118 @@
+//! Refresh families: one current token each, revoked as a whole.
+
+use async_trait::async_trait;
+use redb::WriteTransaction;
+use serde::{Deserialize, Serialize};
+
+use super::End::{Abort, Commit};
+use super::{DbError, EmbeddedStore, FAMILIES, get_json, index_expiry, key, put_json, read, write};
+use crate::store::{FamilyUse, Sessions, StoreResult, unix_now};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FamilyRecord {
+    current: String,
+    pub(super) revoked: bool,
+    pub(super) expires_at: u64,
+}
+
+impl FamilyRecord {
+    /// Neither revoked nor expired.
+    fn live(&self) -> bool {
+        !self.revoked && self.expires_at >= unix_now()
+    }
+}
+
+fn write_family(txn: &WriteTransaction, k: &str, record: &FamilyRecord) -> Result<(), DbError> {
+    put_json(txn, FAMILIES, k, record)?;
+    index_expiry(txn, "families", k, record.expires_at)
+}
+
+#[async_trait]
+impl Sessions for EmbeddedStore {
+    async fn family_start(
+        &self,
+        tenant: &str,
+        family: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let k = key(tenant, family);
+        let record = FamilyRecord {
+            current: jti.to_owned(),
+            revoked: false,
+            expires_at,
+        };
+        self.write(move |txn| write_family(txn, &k, &record).map(Commit))
+            .await
+    }
+
+    async fn family_use(
+        &self,
+        tenant: &str,
+        family: &str,
+        jti: &str,
+        next: Option<&str>,
+    ) -> StoreResult<FamilyUse> {
+        let k = key(tenant, family);
+        let jti = jti.to_owned();
+        let next = next.map(str::to_owned);
+        self.run(move |db| {
+            if next.is_none() {
+                // Presenting the current token without rotating changes nothing:
+                // answer from a read, and write only to mark a reuse.
+                let record: Option<FamilyRecord> =
+                    read(db, |txn| get_json(&txn.open_table(FAMILIES)?, &k))?;
+                match record.filter(FamilyRecord::live) {
+                    None => return Ok(FamilyUse::Dead),
+                    Some(r) if r.current == jti => return Ok(FamilyUse::Current),
+                    Some(_) => {}
+                }
+            }
+            // One write transaction at a time: the check and the rotation are atomic.
+            write(db, |txn| {
+                let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+                let Some(mut record) = record.filter(FamilyRecord::live) else {
+                    return Ok(Abort(FamilyUse::Dead));
+                };
+                let outcome = if record.current != jti {
+                    record.revoked = true;
+                    FamilyUse::Reused
+                } else if let Some(next) = next {
+                    record.current = next;
+                    FamilyUse::Current
+                } else {
+                    return Ok(Abort(FamilyUse::Current));
+                };
+                write_family(txn, &k, &record)?;
+                Ok(Commit(outcome))
+            })
+        })
+        .await
+    }
+
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
+        let k = key(tenant, family);
+        self.read(move |txn| {
+            let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+            Ok(record.filter(FamilyRecord::live).map(|r| r.expires_at))
+        })
+        .await
+    }
+
+    async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
+        let k = key(tenant, family);
+        self.write(move |txn| {
+            let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+            let mut record = record.unwrap_or(FamilyRecord {
+                current: String::new(),
+                revoked: true,
+                expires_at,
+            });
+            record.revoked = true;
+            record.expires_at = record.expires_at.max(expires_at);
+            write_family(txn, &k, &record)?;
+            Ok(Commit(()))
+        })
+        .await
+    }
+}

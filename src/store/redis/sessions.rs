@@ -1,0 +1,102 @@
+//! Refresh families: a hash each (current token, revoked, end), ending
+//! with the family.
+
+use async_trait::async_trait;
+
+use super::RedisStore;
+use super::cache::Event;
+use crate::store::{FamilyUse, Sessions, StoreResult};
+
+impl RedisStore {
+    /// This replica revoked a family: its own memory learns it at once.
+    fn family_dead(&self, tenant: &str, family: &str, until: u64) {
+        self.cache.apply(Event::Family {
+            tenant: tenant.to_owned(),
+            family: family.to_owned(),
+            until,
+        });
+    }
+}
+
+#[async_trait]
+impl Sessions for RedisStore {
+    async fn family_start(
+        &self,
+        tenant: &str,
+        family: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let key = self.keys.of(tenant, "family", family);
+        let end = expires_at.to_string();
+        self.call(
+            "family_start",
+            redis::pipe()
+                .atomic()
+                .hset_multiple(&key, &[("current", jti), ("revoked", "0"), ("end", &end)])
+                .ignore()
+                // Its tokens are valid through second `end`: keep it past that.
+                .expire_at(&key, expires_at as i64 + 1)
+                .ignore()
+                .query_async::<()>(&mut self.conn()),
+        )
+        .await
+    }
+
+    async fn family_use(
+        &self,
+        tenant: &str,
+        family: &str,
+        jti: &str,
+        next: Option<&str>,
+    ) -> StoreResult<FamilyUse> {
+        let outcome: Vec<u64> = self
+            .invoke(
+                "family_use",
+                self.scripts
+                    .family_use
+                    .key(self.keys.of(tenant, "family", family))
+                    .arg(jti)
+                    .arg(next.unwrap_or_default())
+                    .arg(self.announce(Event::message('f', tenant, family))),
+            )
+            .await?;
+        Ok(match outcome.as_slice() {
+            [1] => FamilyUse::Current,
+            [2, until] => {
+                self.family_dead(tenant, family, *until);
+                FamilyUse::Reused
+            }
+            _ => FamilyUse::Dead,
+        })
+    }
+
+    async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
+        let (current, revoked, end): (Option<String>, Option<String>, Option<u64>) = self
+            .call(
+                "family_end",
+                redis::cmd("HMGET")
+                    .arg(self.keys.of(tenant, "family", family))
+                    .arg(&["current", "revoked", "end"])
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
+        let live = current.is_some() && revoked.as_deref() != Some("1");
+        Ok(end.filter(|_| live))
+    }
+
+    async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
+        let until: u64 = self
+            .invoke(
+                "family_revoke",
+                self.scripts
+                    .family_revoke
+                    .key(self.keys.of(tenant, "family", family))
+                    .arg(expires_at)
+                    .arg(self.announce(Event::message('f', tenant, family))),
+            )
+            .await?;
+        self.family_dead(tenant, family, until);
+        Ok(())
+    }
+}
