@@ -6,6 +6,7 @@ pub mod config;
 pub mod dialect;
 pub mod duration;
 pub mod engine;
+pub mod file_error;
 pub mod http;
 pub mod openapi;
 pub mod reserved;

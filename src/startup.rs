@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Loaded, LoadedTenant};
-use crate::engine::{Engine, Tenant, keys};
+use crate::engine::{Engine, keys};
 use crate::http::{self, AppState, Servers, Stopper, TenantContext};
 use crate::store::{self, Store};
 
@@ -96,14 +96,15 @@ async fn build_tenant(
     let config = loaded.config;
     let lifetimes = loaded.lifetimes;
     let api_key_secret = loaded.api_key_secret;
-    let mut tenant = {
+    let tenant = {
         let config = config.clone();
         let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || Tenant::new(config.spec(keyset, lifetimes, claims)))
-            .await??
+        tokio::task::spawn_blocking(move || {
+            config.tenant(keyset, lifetimes, claims, api_key_secret)
+        })
+        .await??
     };
-    tenant.api_key_secret = api_key_secret;
     Ok(Arc::new(TenantContext {
         tenant,
         openapi: crate::openapi::document(&loaded.dialect, None),

@@ -1,6 +1,8 @@
 //! A tenant's `[[keys]]`: the key material they name is read from a file or
 //! the environment and handed to the engine as bytes.
 
+use std::path::PathBuf;
+
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
@@ -14,47 +16,50 @@ pub fn load_configured(config: &KeyConfig) -> Result<KeyPair, (String, String)> 
     let kid = config.kid.clone();
     match config.alg {
         KeyAlgorithm::HS256 => {
-            let source = SecretSource::pick(
+            let (source, key) = source(
                 "secret",
                 config.secret_file.as_ref(),
                 config.secret_env.as_ref(),
-            )
-            .map_err(|e| ("secret_file".into(), e))?
-            .ok_or_else(|| {
-                (
-                    "secret_file".into(),
-                    "HS256 needs `secret_file` or `secret_env`".into(),
-                )
-            })?;
-            let key = source_key("secret", &source);
+                "HS256",
+            )?;
             let secret = source.read().map_err(|e| (key.clone(), e))?;
             KeyPair::hs256(kid, secret.expose_secret().as_bytes()).map_err(|e| (key, e))
         }
         alg => {
-            let source = SecretSource::pick(
+            let (source, key) = source(
                 "private_key",
                 config.private_key_file.as_ref(),
                 config.private_key_env.as_ref(),
-            )
-            .map_err(|e| ("private_key_file".into(), e))?
-            .ok_or_else(|| {
-                (
-                    "private_key_file".into(),
-                    format!("{alg:?} needs `private_key_file` or `private_key_env`"),
-                )
-            })?;
-            let key = source_key("private_key", &source);
+                &format!("{alg:?}"),
+            )?;
             let pem = source.read_bytes().map_err(|e| (key.clone(), e))?;
             KeyPair::from_pem(algorithm(alg), kid, &pem).map_err(|e| (key, e))
         }
     }
 }
 
-fn source_key(stem: &str, source: &SecretSource) -> String {
-    match source {
-        SecretSource::File(_) => format!("{stem}_file"),
+/// Where `<stem>_file` or `<stem>_env` says the material is, and which of
+/// the two said it (the key an error then names).
+fn source(
+    stem: &str,
+    file: Option<&PathBuf>,
+    env: Option<&String>,
+    needed_by: &str,
+) -> Result<(SecretSource, String), (String, String)> {
+    let file_key = format!("{stem}_file");
+    let source = SecretSource::pick(stem, file, env)
+        .map_err(|e| (file_key.clone(), e))?
+        .ok_or_else(|| {
+            (
+                file_key.clone(),
+                format!("{needed_by} needs `{stem}_file` or `{stem}_env`"),
+            )
+        })?;
+    let key = match source {
+        SecretSource::File(_) => file_key,
         SecretSource::Env(_) => format!("{stem}_env"),
-    }
+    };
+    Ok((source, key))
 }
 
 fn algorithm(alg: KeyAlgorithm) -> Algorithm {

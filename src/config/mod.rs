@@ -11,7 +11,6 @@ pub mod server;
 pub mod tenant;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,46 +28,7 @@ pub use server::ServerConfig;
 pub use tenant::TenantConfig;
 
 /// A configuration problem: which file, which key, what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(
-        file: impl fmt::Display,
-        key: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> Self {
-        Self {
-            file: file.to_string(),
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-impl From<crate::dialect::DialectError> for ConfigError {
-    fn from(error: crate::dialect::DialectError) -> Self {
-        Self {
-            file: error.file,
-            key: error.key,
-            problem: error.problem,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.problem)
-        } else {
-            write!(f, "{}: `{}`: {}", self.file, self.key, self.problem)
-        }
-    }
-}
+pub use crate::file_error::FileError as ConfigError;
 
 /// A validated tenant, with its key material loaded.
 pub struct LoadedTenant {

@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use crate::duration::HumanDuration;
 use crate::engine::keys::KeySet;
-use crate::engine::tenant::{ClaimValue, Company, Lifetimes, TenantSpec, UserSpec};
+use secrecy::SecretString;
+
+use crate::engine::tenant::{Accounts, ClaimValue, Company, Lifetimes, Tenant, UserSpec};
 use crate::store::LockoutPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,15 +51,18 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
-    /// What the engine builds this tenant from, given its loaded keys, the
-    /// lifetimes in effect and the dialect's claims.
-    pub fn spec(
+    /// The engine's tenant, given its loaded keys, the lifetimes in effect,
+    /// the dialect's claims and the API-key secret. Costs one argon2 hash.
+    pub fn tenant(
         &self,
         keys: KeySet,
         lifetimes: Lifetimes,
         extra_claims: Vec<(String, ClaimValue)>,
-    ) -> TenantSpec {
-        TenantSpec {
+        api_key_secret: Option<SecretString>,
+    ) -> anyhow::Result<Tenant> {
+        let users = self.users.iter().map(UserConfig::spec).collect();
+        let companies = self.companies.iter().map(CompanyConfig::spec).collect();
+        Ok(Tenant {
             id: self.id.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
@@ -70,9 +75,9 @@ impl TenantConfig {
             },
             uniform_login_errors: self.uniform_login_errors,
             extra_claims,
-            users: self.users.iter().map(UserConfig::spec).collect(),
-            companies: self.companies.iter().map(CompanyConfig::spec).collect(),
-        }
+            api_key_secret,
+            accounts: Accounts::new(&self.id, users, companies)?,
+        })
     }
 }
 

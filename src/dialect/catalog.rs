@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Dialect;
+use crate::file_error::FileError;
 
 /// The built-in dialect files, compiled into the binary.
 pub(super) const BUILTIN: &[(&str, &str)] = &[
@@ -17,46 +18,23 @@ pub(super) const BUILTIN: &[(&str, &str)] = &[
     ("visualyze", include_str!("../../dialects/visualyze.toml")),
 ];
 
-/// A dialect file that cannot be used: which file, which key, what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {}{problem}", if key.is_empty() { String::new() } else { format!("`{key}`: ") })]
-pub struct DialectError {
-    pub file: String,
-    pub key: String,
-    pub problem: String,
-}
-
-impl DialectError {
-    fn new(
-        file: impl std::fmt::Display,
-        key: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> Self {
-        Self {
-            file: file.to_string(),
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Dialects {
     by_name: HashMap<String, Arc<Dialect>>,
 }
 
 impl Dialects {
-    pub fn load(dir: Option<&Path>) -> Result<Self, DialectError> {
+    pub fn load(dir: Option<&Path>) -> Result<Self, FileError> {
         let mut by_name = HashMap::new();
         for (name, text) in BUILTIN {
             let file = format!("dialects/{name}.toml (built-in)");
             let dialect = Dialect::from_toml(text, "built-in")
-                .map_err(|(key, problem)| DialectError::new(&file, key, problem))?;
+                .map_err(|(key, problem)| FileError::new(&file, key, problem))?;
             by_name.insert(dialect.name.clone(), Arc::new(dialect));
         }
         if let Some(dir) = dir {
             let entries = std::fs::read_dir(dir).map_err(|e| {
-                DialectError::new(
+                FileError::new(
                     dir.display(),
                     "dialects_dir",
                     format!("cannot read directory ({e})"),
@@ -71,15 +49,15 @@ impl Dialects {
             for path in paths {
                 let file = path.display().to_string();
                 let text = std::fs::read_to_string(&path)
-                    .map_err(|e| DialectError::new(&file, "", format!("cannot read ({e})")))?;
+                    .map_err(|e| FileError::new(&file, "", format!("cannot read ({e})")))?;
                 let dialect = Dialect::from_toml(&text, &file)
-                    .map_err(|(key, problem)| DialectError::new(&file, key, problem))?;
+                    .map_err(|(key, problem)| FileError::new(&file, key, problem))?;
                 let stem = path
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or_default();
                 if dialect.name != stem {
-                    return Err(DialectError::new(
+                    return Err(FileError::new(
                         &file,
                         "name",
                         format!("`{}` must match the file name `{stem}`", dialect.name),

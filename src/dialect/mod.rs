@@ -25,7 +25,7 @@ use template::{Node, Placeholder};
 
 pub use answer::{Failure, Response};
 pub use binding::{BodyError, RequestView};
-pub use catalog::{DialectError, Dialects};
+pub use catalog::Dialects;
 pub use credential::{Credential, TokenSource};
 pub use params::is_plain_path;
 pub use route::Route;

@@ -50,8 +50,8 @@ pub struct Rules {
     /// Body fields a route may read (`fields.<input>`), and whether it must;
     /// in the engine's order.
     pub fields: &'static [(Input, bool)],
-    /// Values its success answer may show.
-    pub shows: &'static [Placeholder],
+    /// Values its success answer may show, in groups.
+    pub shows: &'static [&'static [Placeholder]],
     /// It reads a token (`token = { from = ... }`), by default of this kind.
     pub token: Option<CredentialKind>,
     /// What it can fail with, besides a malformed body and the failures
@@ -86,6 +86,17 @@ impl Presented<'_> {
 use ErrorCode as E;
 use Placeholder as P;
 
+/// What every grant (login, client login, refresh) can show.
+const GRANT: &[Placeholder] = &[
+    P::AccessToken,
+    P::RefreshToken,
+    P::TokenType,
+    P::ExpiresIn,
+    P::RefreshExpiresIn,
+    P::Subject,
+    P::CompanyId,
+];
+
 const LOGIN: Rules = Rules {
     name: "login",
     summary: "Log in with email and password",
@@ -94,17 +105,7 @@ const LOGIN: Rules = Rules {
         (Input::Password, true),
         (Input::Remember, false),
     ],
-    shows: &[
-        P::AccessToken,
-        P::RefreshToken,
-        P::TokenType,
-        P::ExpiresIn,
-        P::RefreshExpiresIn,
-        P::Subject,
-        P::CompanyId,
-        P::Email,
-        P::ApiKey,
-    ],
+    shows: &[GRANT, &[P::Email, P::ApiKey]],
     token: None,
     raises: &[
         E::UnknownUser,
@@ -130,15 +131,7 @@ const CLIENT_LOGIN: Rules = Rules {
     name: "client_login",
     summary: "Log in as a company",
     fields: &[(Input::CompanyId, true)],
-    shows: &[
-        P::AccessToken,
-        P::RefreshToken,
-        P::TokenType,
-        P::ExpiresIn,
-        P::RefreshExpiresIn,
-        P::Subject,
-        P::CompanyId,
-    ],
+    shows: &[GRANT],
     token: None,
     raises: &[E::UnknownUser, E::LockedOut],
     call: |mut presented| Call::ClientLogin {
@@ -151,16 +144,7 @@ const REFRESH: Rules = Rules {
     name: "refresh",
     summary: "Get a new access token",
     fields: &[],
-    shows: &[
-        P::AccessToken,
-        P::RefreshToken,
-        P::TokenType,
-        P::ExpiresIn,
-        P::RefreshExpiresIn,
-        P::Subject,
-        P::CompanyId,
-        P::Email,
-    ],
+    shows: &[GRANT, &[P::Email]],
     token: Some(CredentialKind::RefreshToken),
     raises: &[E::MissingToken, E::InvalidToken],
     call: |presented| match presented.token_kind {
@@ -194,7 +178,7 @@ const GENERATE_API_KEY: Rules = Rules {
     name: "generate_api_key",
     summary: "Generate a new API key",
     fields: &[],
-    shows: &[P::ApiKey, P::Email, P::Subject],
+    shows: &[&[P::ApiKey, P::Email, P::Subject]],
     token: Some(CredentialKind::AccessToken),
     raises: &[E::MissingToken, E::InvalidToken],
     call: |presented| Call::GenerateApiKey {

@@ -119,7 +119,8 @@ impl Route {
             return Err(("encodings".into(), "this route reads no body".into()));
         }
 
-        let success = ResponseTemplate::compile(&spec.success, rules.shows)
+        let shows = rules.shows.concat();
+        let success = ResponseTemplate::compile(&spec.success, &shows)
             .map_err(|(k, e)| (format!("success.{k}"), e))?;
         let errors = ErrorTable::compile(&spec.errors, &spec.messages, false)?;
         Ok(Self {

@@ -27,7 +27,7 @@ impl Engine {
 
         let user = account.and_then(|_| tenant.user_by_email(&email)).cloned();
         let hash = user.as_ref().map_or_else(
-            || Arc::clone(&tenant.dummy_hash),
+            || Arc::clone(&tenant.accounts.dummy_hash),
             |u| Arc::clone(&u.password_hash),
         );
         let matches = self

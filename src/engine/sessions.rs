@@ -24,10 +24,7 @@ impl Engine {
     ) -> EngineResult<Grant> {
         let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
         let identity = holder(tenant, &claims)?;
-        let family = claims
-            .sid
-            .as_deref()
-            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let family = family_of(&claims)?;
         let next_jti = rotate.then(new_id);
         match self
             .store
@@ -59,10 +56,7 @@ impl Engine {
         // check below, which is what ends the session.
         let claims = self.check_token(tenant, access_token, TokenType::Access)?;
         let identity = holder(tenant, &claims)?;
-        let family = claims
-            .sid
-            .as_deref()
-            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let family = family_of(&claims)?;
         let Some(session_end) = self.store.family_end(&tenant.id, family).await? else {
             return Err(revoked);
         };
@@ -216,4 +210,12 @@ impl Engine {
 struct Session<'a> {
     family: &'a str,
     refresh_exp: u64,
+}
+
+/// The session a token belongs to; every token polyauth signs names one.
+fn family_of(claims: &Claims) -> EngineResult<&str> {
+    claims
+        .sid
+        .as_deref()
+        .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))
 }

@@ -49,22 +49,6 @@ pub struct UserSpec {
     pub company_id: Option<String>,
 }
 
-/// What a tenant is built from: its validated settings, accounts and keys.
-pub struct TenantSpec {
-    pub id: String,
-    pub issuer: String,
-    pub audience: String,
-    pub keys: KeySet,
-    pub lifetimes: Lifetimes,
-    pub lockout: LockoutPolicy,
-    /// Answer unknown users exactly as wrong passwords.
-    pub uniform_login_errors: bool,
-    /// Claims the dialect adds to every token, by name.
-    pub extra_claims: Vec<(String, ClaimValue)>,
-    pub users: Vec<UserSpec>,
-    pub companies: Vec<Company>,
-}
-
 /// A claim a dialect adds to every token of its tenants.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimValue {
@@ -88,6 +72,25 @@ pub struct Tenant {
     pub extra_claims: Vec<(String, ClaimValue)>,
     /// The configured API-key derivation secret (else one kept in the store).
     pub api_key_secret: Option<SecretString>,
+    pub accounts: Accounts,
+}
+
+impl Tenant {
+    pub fn user_by_email(&self, email: &str) -> Option<&Arc<User>> {
+        self.accounts.users_by_email.get(&normalize_email(email))
+    }
+
+    pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
+        self.accounts.users_by_id.get(id)
+    }
+
+    pub fn company(&self, id: &str) -> Option<&Company> {
+        self.accounts.companies.get(id)
+    }
+}
+
+/// A tenant's users and companies, indexed.
+pub struct Accounts {
     users_by_email: HashMap<String, Arc<User>>,
     users_by_id: HashMap<String, Arc<User>>,
     companies: HashMap<String, Company>,
@@ -96,15 +99,19 @@ pub struct Tenant {
     pub(crate) dummy_hash: Arc<str>,
 }
 
-impl Tenant {
-    /// Builds the runtime tenant; costs one argon2 hash (the dummy).
-    pub fn new(spec: TenantSpec) -> anyhow::Result<Self> {
+impl Accounts {
+    /// Indexes the accounts of tenant `tenant`; costs one argon2 hash (the dummy).
+    pub fn new(
+        tenant: &str,
+        users: Vec<UserSpec>,
+        companies: Vec<Company>,
+    ) -> anyhow::Result<Self> {
         let mut users_by_email = HashMap::new();
         let mut users_by_id = HashMap::new();
-        for user in &spec.users {
+        for user in &users {
             let email = normalize_email(&user.email);
             let id = user.id.clone().unwrap_or_else(|| {
-                let name = format!("{}\u{1f}{email}", spec.id);
+                let name = format!("{tenant}\u{1f}{email}");
                 uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
             });
             let user = Arc::new(User {
@@ -120,41 +127,19 @@ impl Tenant {
             users_by_email.insert(email, Arc::clone(&user));
             users_by_id.insert(id, user);
         }
-        let params = dummy_params(&spec.id, &spec.users);
+        let params = dummy_params(tenant, &users);
         let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
         let dummy_hash = hash_password(&filler, params)?.into();
-        let companies = spec
-            .companies
+        let companies = companies
             .into_iter()
             .map(|company| (company.id.clone(), company))
             .collect();
         Ok(Self {
-            id: spec.id,
-            issuer: spec.issuer,
-            audience: spec.audience,
-            keys: spec.keys,
-            lifetimes: spec.lifetimes,
-            lockout: spec.lockout,
-            uniform_login_errors: spec.uniform_login_errors,
-            extra_claims: spec.extra_claims,
-            api_key_secret: None,
             users_by_email,
             users_by_id,
             companies,
             dummy_hash,
         })
-    }
-
-    pub fn user_by_email(&self, email: &str) -> Option<&Arc<User>> {
-        self.users_by_email.get(&normalize_email(email))
-    }
-
-    pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
-        self.users_by_id.get(id)
-    }
-
-    pub fn company(&self, id: &str) -> Option<&Company> {
-        self.companies.get(id)
     }
 }
 

@@ -2,16 +2,26 @@
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 
+use super::routing::RouteTag;
 use super::state::AppState;
 
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .service(
+            web::resource("/healthz")
+                .app_data(RouteTag::new(&[(Method::GET, "healthz")]))
+                .route(web::get().to(healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .app_data(RouteTag::new(&[(Method::GET, "readyz")]))
+                .route(web::get().to(readyz)),
+        );
 }
 
 /// What the health endpoints answer.

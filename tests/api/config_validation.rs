@@ -433,6 +433,39 @@ fn dialect_routes_on_the_gateways_own_paths_are_rejected() {
     }
 }
 
+#[test]
+fn dialect_routes_and_prefixes_on_every_reserved_root_are_rejected() {
+    for path in [
+        "/oauth2/revoke",
+        "/oauth2/introspect",
+        "/.well-known/jwks.json",
+        "/_polyauth",
+    ] {
+        let broken = PIXYLE_DIALECT
+            .replace(r#"name = "pixyle""#, r#"name = "broken""#)
+            .replacen("\"/auth/v1/token\"", &format!("{path:?}"), 1);
+        let error = error_of(tenant_with("").dialect("broken", &broken));
+        assert_error(
+            &error,
+            "broken.toml",
+            "routes[0].path",
+            "belongs to the gateway",
+        );
+    }
+    for prefix in ["/oauth2", "/.well-known", "/docs", "/openapi.json"] {
+        let error = prefix_error(prefix);
+        assert_error(&error, "t.toml", "path_prefix", "must look like `/name`");
+    }
+    // A root names whole segments: a prefix that merely starts alike is free.
+    for prefix in ["/oauth2x", "/docsite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Setup::new()
+            .tenant("t", pixyle_tenant("t", prefix, ""))
+            .write(dir.path());
+        assert!(polyauth::config::load(&config).is_ok(), "{prefix}");
+    }
+}
+
 const VISUALYZE_DIALECT: &str = include_str!("../../dialects/visualyze.toml");
 
 /// The Visualyze dialect renamed `broken`, with `from` replaced by `to` once.

@@ -72,6 +72,52 @@ async fn logs_never_hold_a_password_token_or_key() {
     assert!(!logs.contains(signature));
 }
 
+/// The access-log line of each request names its tenant and route, whoever served it.
+#[tokio::test]
+async fn access_lines_name_tenant_and_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("POST", "/a/auth/v1/token"),
+        ("GET", "/a/_polyauth/verify"),
+        ("GET", "/a/openapi.json"),
+        ("PUT", "/a/auth/v1/token"),
+        ("GET", "/a/nothing-here"),
+        ("GET", "/nowhere"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        client
+            .request(method, format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    served.terminate();
+    let (_, logs) = served.wait();
+    let tags: Vec<(String, String, String)> = logs
+        .lines()
+        .filter(|l| l.contains("polyauth::access"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|line| {
+            let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
+            (field("path"), field("tenant"), field("route"))
+        })
+        .collect();
+    for expected in [
+        ("/a/auth/v1/token", "a", "POST /auth/v1/token"),
+        ("/a/_polyauth/verify", "a", "verify"),
+        ("/a/openapi.json", "a", "openapi"),
+        ("/a/auth/v1/token", "a", "method_not_allowed"),
+        ("/a/nothing-here", "a", "not_found"),
+        ("/nowhere", "", "no_tenant"),
+    ] {
+        let expected = (expected.0.into(), expected.1.into(), expected.2.into());
+        assert!(tags.contains(&expected), "{expected:?} not in {tags:?}");
+    }
+}
+
 #[test]
 fn sigterm_drains_and_exits_zero() {
     use std::io::Write;

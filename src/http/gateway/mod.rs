@@ -13,33 +13,30 @@ use crate::reserved;
 
 /// Mounts every gateway endpoint on a tenant's scope.
 pub fn configure(scope: Scope) -> Scope {
-    let route = |method: Method, name: &str, route: Route| (method, name.to_owned(), route);
-    scope
-        .service(resource(
-            vec![reserved::OPENAPI.to_owned()],
-            vec![route(
-                Method::GET,
-                "openapi",
-                web::route().to(openapi::get_openapi),
-            )],
-        ))
-        .service(resource(
-            vec![reserved::DOCS.to_owned()],
-            vec![route(
-                Method::GET,
-                "docs",
-                web::route().to(docs::get_docs_root),
-            )],
-        ))
-        .service(resource(
-            vec![format!("{}/{{file:.*}}", reserved::DOCS)],
-            vec![route(Method::GET, "docs", web::route().to(docs::get_docs))],
-        ))
-        .service(resource(
-            vec![reserved::VERIFY.to_owned()],
+    let get = |name: &str, route: Route| (Method::GET, name.to_owned(), route);
+    let post = |name: &str, route: Route| (Method::POST, name.to_owned(), route);
+    let endpoints = [
+        (
+            reserved::OPENAPI.to_owned(),
+            vec![get("openapi", web::route().to(openapi::get_openapi))],
+        ),
+        (
+            reserved::DOCS.to_owned(),
+            vec![get("docs", web::route().to(docs::get_docs_root))],
+        ),
+        (
+            format!("{}/{{file:.*}}", reserved::DOCS),
+            vec![get("docs", web::route().to(docs::get_docs))],
+        ),
+        (
+            reserved::VERIFY.to_owned(),
             vec![
-                route(Method::GET, "verify", web::route().to(verify::verify)),
-                route(Method::POST, "verify", web::route().to(verify::verify)),
+                get("verify", web::route().to(verify::verify)),
+                post("verify", web::route().to(verify::verify)),
             ],
-        ))
+        ),
+    ];
+    endpoints.into_iter().fold(scope, |scope, (path, routes)| {
+        scope.service(resource(vec![path], routes))
+    })
 }
