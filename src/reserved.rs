@@ -1,14 +1,16 @@
-//! The paths the gateway answers itself under every tenant mount, in one
+//! The paths the gateway keeps for itself under every tenant mount, in one
 //! list: dialect routes and tenant prefixes may not claim them, the HTTP
-//! layer mounts its endpoints at them, the OpenAPI documents name them.
+//! layer mounts its endpoints (`http/gateway/`) at them, the OpenAPI
+//! documents name them. Roots kept before anything is served under them
+//! (`/.well-known`, `/oauth2`) are kept so that no dialect takes them first.
 
-/// Forward-auth and the gateway's other endpoints of its own.
+/// The gateway's own endpoints (forward-auth today).
 pub const POLYAUTH: &str = "/_polyauth";
 /// Forward-auth: nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`.
 pub const VERIFY: &str = "/_polyauth/verify";
-/// Well-known documents (JWKS).
+/// Well-known documents (kept for the JWKS).
 pub const WELL_KNOWN: &str = "/.well-known";
-/// OAuth 2.0 endpoints of the gateway (introspection, revocation).
+/// OAuth 2.0 endpoints of the gateway (kept for introspection and revocation).
 pub const OAUTH2: &str = "/oauth2";
 /// The tenant's OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";

@@ -78,8 +78,6 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// The Redis URL from `url`, `url_file` or `url_env` (one at most),
-    /// else a local Redis. The error never holds the URL: it may hold a password.
     /// What the store module opens.
     pub fn settings(&self) -> Result<StoreSettings, String> {
         Ok(match self.kind {
@@ -95,6 +93,8 @@ impl StoreConfig {
         })
     }
 
+    /// The Redis URL from `url`, `url_file` or `url_env` (one at most),
+    /// else a local Redis. The error never holds the URL: it may hold a password.
     pub fn redis_url(&self) -> Result<SecretString, String> {
         let source = SecretSource::pick("url", self.url_file.as_ref(), self.url_env.as_ref())?;
         match (&self.url, source) {

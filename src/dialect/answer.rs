@@ -197,7 +197,7 @@ pub struct ErrorAnswer<'a> {
 
 /// A key of an `[errors]` table: a message key, or `default`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum ErrorKey {
+pub(super) enum ErrorKey {
     Key(MessageKey),
     Default,
 }
@@ -209,29 +209,32 @@ pub struct ErrorTable {
     messages: HashMap<MessageKey, Text>,
 }
 
+/// Answers by key, as a file or route maps them in `[errors]`.
+pub(super) type ErrorTemplates = HashMap<ErrorKey, ResponseTemplate>;
+/// Texts by message key, as a file or route gives them in `[messages]`.
+pub(super) type MessageTexts = HashMap<MessageKey, Text>;
+
 impl ErrorTable {
-    /// Compiles the tables; a problem names `errors.<key>` or `messages.<key>`.
-    /// `messages_first` keeps the order in which files have always been checked.
-    pub fn compile(
-        errors: &BTreeMap<String, ResponseSpec>,
-        messages: &BTreeMap<String, String>,
-        messages_first: bool,
-    ) -> Result<Self, (String, String)> {
-        let messages = || compile_messages(messages).map_err(|(k, e)| (format!("messages.{k}"), e));
-        let errors = || compile_errors(errors).map_err(|(k, e)| (format!("errors.{k}"), e));
-        let (errors, messages) = if messages_first {
-            let messages = messages()?;
-            (errors()?, messages)
-        } else {
-            (errors()?, messages()?)
-        };
-        Ok(Self { errors, messages })
+    pub(super) fn new(errors: ErrorTemplates, messages: MessageTexts) -> Self {
+        Self { errors, messages }
     }
 }
 
-fn compile_messages(
+/// Compiles `[messages]`; a problem names `messages.<key>`.
+pub(super) fn compile_messages(
     specs: &BTreeMap<String, String>,
-) -> Result<HashMap<MessageKey, Text>, (String, String)> {
+) -> Result<MessageTexts, (String, String)> {
+    messages(specs).map_err(|(k, e)| (format!("messages.{k}"), e))
+}
+
+/// Compiles `[errors]`; a problem names `errors.<key>`.
+pub(super) fn compile_errors(
+    specs: &BTreeMap<String, ResponseSpec>,
+) -> Result<ErrorTemplates, (String, String)> {
+    errors(specs).map_err(|(k, e)| (format!("errors.{k}"), e))
+}
+
+fn messages(specs: &BTreeMap<String, String>) -> Result<MessageTexts, (String, String)> {
     let allowed = [
         Placeholder::Field,
         Placeholder::Expected,
@@ -250,9 +253,7 @@ fn compile_messages(
         .collect()
 }
 
-fn compile_errors(
-    specs: &BTreeMap<String, ResponseSpec>,
-) -> Result<HashMap<ErrorKey, ResponseTemplate>, (String, String)> {
+fn errors(specs: &BTreeMap<String, ResponseSpec>) -> Result<ErrorTemplates, (String, String)> {
     let allowed = [
         Placeholder::Message,
         Placeholder::RetryAfter,

@@ -132,6 +132,7 @@ impl std::fmt::Debug for Inputs {
 }
 
 impl Inputs {
+    #[cfg(test)]
     pub fn text(&self, input: Input) -> Option<&str> {
         self.text.get(&input).map(String::as_str)
     }

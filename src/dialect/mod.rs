@@ -76,7 +76,9 @@ impl Dialect {
     }
 
     fn compile(file: DialectFile, origin: &str) -> Result<Self, (String, String)> {
-        let answers = Answers::new(ErrorTable::compile(&file.errors, &file.messages, true)?)?;
+        let messages = answer::compile_messages(&file.messages)?;
+        let errors = answer::compile_errors(&file.errors)?;
+        let answers = Answers::new(ErrorTable::new(errors, messages))?;
         params::check_params(&file.params)?;
         let verify = file
             .verify

@@ -43,7 +43,6 @@ pub struct DialectFile {
     pub routes: Vec<RouteSpec>,
 }
 
-/// Where `/_polyauth/verify` reads the credential, first match wins.
 /// Token lifetimes, in a tenant file or as a dialect's defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +55,7 @@ pub struct TokensConfig {
     pub remember_refresh_ttl: Option<HumanDuration>,
 }
 
+/// Where `/_polyauth/verify` reads the credential, first match wins.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySpec {

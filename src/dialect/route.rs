@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::answer::{ErrorTable, Failure, Response, ResponseTemplate};
+use super::answer::{
+    ErrorTable, Failure, Response, ResponseTemplate, compile_errors, compile_messages,
+};
 use super::binding::{BodyError, RequestView};
 use super::credential::{Credential, TokenSource};
 use super::decode::{self, Encoding, Input, InputField, Inputs, Problem};
@@ -122,7 +124,9 @@ impl Route {
         let shows = rules.shows.concat();
         let success = ResponseTemplate::compile(&spec.success, &shows)
             .map_err(|(k, e)| (format!("success.{k}"), e))?;
-        let errors = ErrorTable::compile(&spec.errors, &spec.messages, false)?;
+        let errors = compile_errors(&spec.errors)?;
+        let messages = compile_messages(&spec.messages)?;
+        let errors = ErrorTable::new(errors, messages);
         Ok(Self {
             operation: spec.operation,
             method,

@@ -3,22 +3,25 @@
 use std::time::Duration;
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, guard, web};
 
 use super::routing::RouteTag;
 use super::state::AppState;
 
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// GET only: another method finds no resource (404), as a health checker expects.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(
             web::resource("/healthz")
+                .guard(guard::Get())
                 .app_data(RouteTag::new(&[(Method::GET, "healthz")]))
                 .route(web::get().to(healthz)),
         )
         .service(
             web::resource("/readyz")
+                .guard(guard::Get())
                 .app_data(RouteTag::new(&[(Method::GET, "readyz")]))
                 .route(web::get().to(readyz)),
         );

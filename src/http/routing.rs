@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::Method;
-use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+use actix_web::{HttpResponse, Resource, Route, web};
 
 use super::request::to_http;
 use super::state::TenantContext;
@@ -66,6 +66,6 @@ async fn method_not_allowed(context: web::Data<TenantContext>) -> HttpResponse {
 }
 
 /// No tenant is mounted here.
-pub async fn no_tenant(_: HttpRequest) -> HttpResponse {
+pub async fn no_tenant() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({ "error": "not_found" }))
 }

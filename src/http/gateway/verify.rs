@@ -1,7 +1,8 @@
 //! Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy
-//! `ext_authz`: a reusable decision (credential → principal or error, for
-//! the original request) and the `X-Auth-*` headers that carry its answer.
-//! Always real HTTP statuses.
+//! `ext_authz`: a reusable decision (credential → principal or error, given
+//! the original request) and the `X-Auth-*` headers that carry its answer,
+//! so that the upstream proxy and access rules can reuse both. Always real
+//! HTTP statuses.
 
 use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -19,7 +20,9 @@ pub struct Original<'a> {
     pub path: &'a str,
 }
 
-/// Who the credential in `headers` stands for, if it may make `original`.
+/// Who the credential in `headers` stands for, or why it stands for no one.
+/// `original` is the request the question is about: every credential is
+/// valid for every request today; access rules will decide by it.
 pub async fn decide(
     engine: &Engine,
     context: &TenantContext,
