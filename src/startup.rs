@@ -94,16 +94,14 @@ async fn build_tenant(
     };
     let keyset = keys::KeySet::new(pairs)?;
     let config = loaded.config;
-    let lifetimes = loaded.lifetimes;
+    let limits = (loaded.lifetimes, loaded.max_sessions);
     let api_key_secret = loaded.api_key_secret;
     let tenant = {
         let config = config.clone();
         let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || {
-            config.tenant(keyset, lifetimes, claims, api_key_secret)
-        })
-        .await??
+        tokio::task::spawn_blocking(move || config.tenant(keyset, limits, claims, api_key_secret))
+            .await??
     };
     Ok(Arc::new(TenantContext {
         tenant,

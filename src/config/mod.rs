@@ -27,6 +27,9 @@ use crate::engine::tenant::normalize_email;
 pub use server::ServerConfig;
 pub use tenant::TenantConfig;
 
+/// Live sessions a subject may hold unless the tenant or its dialect says.
+const DEFAULT_MAX_SESSIONS: u32 = 100;
+
 /// A configuration problem: which file, which key, what is wrong.
 pub use crate::file_error::FileError as ConfigError;
 
@@ -40,6 +43,8 @@ pub struct LoadedTenant {
     /// The API-key derivation secret, when the tenant file names one.
     pub api_key_secret: Option<secrecy::SecretString>,
     pub lifetimes: Lifetimes,
+    /// Live sessions a subject may hold; a new one ends the oldest.
+    pub max_sessions: u32,
 }
 
 /// Everything the gateway needs to start.
@@ -334,6 +339,19 @@ fn validate_tenant(
         own.or(dialect)
             .map_or(Duration::from_secs(fallback), |d| d.0)
     };
+    let max_sessions = config
+        .tokens
+        .max_sessions
+        .or(dialect.tokens.max_sessions)
+        .unwrap_or(DEFAULT_MAX_SESSIONS);
+    if max_sessions == 0 {
+        let key = if config.tokens.max_sessions.is_some() {
+            "tokens.max_sessions"
+        } else {
+            "dialect"
+        };
+        return Err(err(key, "`max_sessions` must be at least 1".into()));
+    }
     let lifetimes = Lifetimes {
         access: pick(config.tokens.access_ttl, dialect.tokens.access_ttl, 3600),
         refresh: pick(
@@ -354,6 +372,7 @@ fn validate_tenant(
         keys,
         api_key_secret,
         lifetimes,
+        max_sessions,
     })
 }
 

@@ -51,12 +51,13 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
-    /// The engine's tenant, given its loaded keys, the lifetimes in effect,
-    /// the dialect's claims and the API-key secret. Costs one argon2 hash.
+    /// The engine's tenant, given its loaded keys, the lifetimes and session
+    /// cap in effect, the dialect's claims and the API-key secret. Costs one
+    /// argon2 hash.
     pub fn tenant(
         &self,
         keys: KeySet,
-        lifetimes: Lifetimes,
+        (lifetimes, max_sessions): (Lifetimes, u32),
         extra_claims: Vec<(String, ClaimValue)>,
         api_key_secret: Option<SecretString>,
     ) -> anyhow::Result<Tenant> {
@@ -68,10 +69,12 @@ impl TenantConfig {
             audience: self.audience.clone(),
             keys,
             lifetimes,
+            max_sessions,
             lockout: LockoutPolicy {
                 max_failures: self.lockout.max_failures,
                 window: self.lockout.window.0,
                 lock_for: self.lockout.lock_for.0,
+                hold: crate::engine::ATTEMPT_HOLD,
             },
             uniform_login_errors: self.uniform_login_errors,
             extra_claims,

@@ -80,6 +80,9 @@ impl Dialect {
         let errors = answer::compile_errors(&file.errors)?;
         let answers = Answers::new(ErrorTable::new(errors, messages))?;
         params::check_params(&file.params)?;
+        if file.tokens.max_sessions == Some(0) {
+            return Err(("tokens.max_sessions".into(), "must be at least 1".into()));
+        }
         let verify = file
             .verify
             .credentials
@@ -204,13 +207,16 @@ impl Dialect {
         answer
     }
 
-    /// The credential a forward-auth request presents, first match wins.
-    pub fn presented<'a>(&self, headers: &'a HeaderMap) -> Option<(&'a str, CredentialKind)> {
-        self.verify.iter().find_map(|credential| {
-            credential
-                .from_headers(headers)
-                .map(|t| (t, credential.kind))
-        })
+    /// Every credential a forward-auth request presents, in the dialect's order.
+    pub fn presented<'a>(&self, headers: &'a HeaderMap) -> Vec<(&'a str, CredentialKind)> {
+        self.verify
+            .iter()
+            .filter_map(|credential| {
+                credential
+                    .from_headers(headers)
+                    .map(|t| (t, credential.kind))
+            })
+            .collect()
     }
 
     /// The company a forward-auth caller acts for, where the dialect has

@@ -53,6 +53,10 @@ pub struct TokensConfig {
     pub refresh_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub remember_refresh_ttl: Option<HumanDuration>,
+    /// Live sessions one subject may hold (default 100): a new login ends
+    /// the oldest beyond it.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
 }
 
 /// Where `/_polyauth/verify` reads the credential, first match wins.

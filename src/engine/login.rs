@@ -1,46 +1,74 @@
-//! Logins: by email and password, or by a company's id; lockout counts
-//! attempts on the account and the client address before any hashing.
+//! Logins: by email and password, or by a company's id. Lockout counts
+//! failures on the account and the client address; an attempt holds its
+//! place on both while it is hashed, so concurrent guesses stop at exactly
+//! the limit while concurrent right answers all go through.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{
     Engine, EngineError, EngineResult, Grant, Identity, LoginRequest, Tenant, password, tenant,
 };
-use crate::store::Attempt;
+use crate::store::{Attempt, Reservation, Settle};
 
 /// Longest email address that can exist (RFC 5321 path limit).
 const MAX_EMAIL_LEN: usize = 254;
+/// Longest an attempt in flight holds its place on its counters: the wait
+/// for a hashing slot and the hash itself take less.
+pub const ATTEMPT_HOLD: Duration = Duration::from_secs(60);
+/// How long an attempt waits for others in flight to settle before it is
+/// answered `unavailable`, and how often it asks again meanwhile.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+const BUSY_RETRY: Duration = Duration::from_millis(20);
+
+/// An attempt holding its place on its lockout counters until settled.
+struct Held {
+    counters: Vec<String>,
+    reservation: Option<Reservation>,
+}
 
 impl Engine {
     /// Email and password in, tokens out. Lockout is checked before any
-    /// hashing; an unknown account is hashed against a dummy.
+    /// hashing; an unknown account is hashed against a dummy. A right
+    /// password on an inactive account is a failure like a wrong one.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn login(&self, tenant: &Tenant, request: LoginRequest) -> EngineResult<Grant> {
         let email = tenant::normalize_email(&request.email);
         // No account has a longer address (RFC 5321): do not let one become a store key.
         let account = (email.len() <= MAX_EMAIL_LEN).then(|| format!("acct:{email}"));
         let ip = request.client_ip.map(address_key);
-        self.reserve_attempts(tenant, account.as_deref(), ip.as_deref())
+        let held = self
+            .hold(tenant, account.iter().cloned().chain(ip).collect())
             .await?;
 
-        let user = account.and_then(|_| tenant.user_by_email(&email)).cloned();
+        let user = account
+            .as_ref()
+            .and_then(|_| tenant.user_by_email(&email))
+            .cloned();
         let hash = user.as_ref().map_or_else(
             || Arc::clone(&tenant.accounts.dummy_hash),
             |u| Arc::clone(&u.password_hash),
         );
-        let matches = self
-            .hasher
-            .verify(hash, request.password)
-            .await
-            .map_err(|e| match e {
-                password::HashError::Busy(_) => EngineError::Unavailable(e.to_string()),
-                password::HashError::Failed(_) => EngineError::Internal(e.into()),
-            })?;
+        let matches = match self.hasher.verify(hash, request.password).await {
+            Ok(matches) => matches,
+            Err(error) => {
+                self.settle(tenant, &held, Settle::Passed { clear: &[] })
+                    .await?;
+                return Err(match error {
+                    password::HashError::Busy(_) => EngineError::Unavailable(error.to_string()),
+                    password::HashError::Failed(_) => EngineError::Internal(error.into()),
+                });
+            }
+        };
         let user = match (user, matches) {
-            (Some(user), true) => user,
+            (Some(user), true) if user.active => user,
+            (Some(_), true) => {
+                self.settle(tenant, &held, Settle::Failed).await?;
+                return Err(EngineError::AccountInactive);
+            }
             (user, _) => {
+                self.settle(tenant, &held, Settle::Failed).await?;
                 return Err(match (user, tenant.uniform_login_errors) {
                     (_, true) => EngineError::InvalidCredentials,
                     (None, false) => EngineError::UnknownUser,
@@ -48,15 +76,11 @@ impl Engine {
                 });
             }
         };
-        self.store
-            .lockout_release(&tenant.id, &format!("acct:{email}"), true)
+        // A success clears the account's failures, not the address's: logging
+        // in with your own account does not reset a spraying address.
+        let clear: Vec<&str> = account.as_deref().into_iter().collect();
+        self.settle(tenant, &held, Settle::Passed { clear: &clear })
             .await?;
-        if let Some(ip) = &ip {
-            self.store.lockout_release(&tenant.id, ip, false).await?;
-        }
-        if !user.active {
-            return Err(EngineError::AccountInactive);
-        }
         if user.demo && !user.email_verified {
             return Err(EngineError::EmailUnverified);
         }
@@ -82,14 +106,15 @@ impl Engine {
         company_id: &str,
         client_ip: Option<IpAddr>,
     ) -> EngineResult<Grant> {
-        let ip = client_ip.map(address_key);
-        self.reserve_attempts(tenant, None, ip.as_deref()).await?;
+        let held = self
+            .hold(tenant, client_ip.map(address_key).into_iter().collect())
+            .await?;
         let Some(company) = tenant.company(company_id) else {
+            self.settle(tenant, &held, Settle::Failed).await?;
             return Err(EngineError::UnknownUser);
         };
-        if let Some(ip) = &ip {
-            self.store.lockout_release(&tenant.id, ip, false).await?;
-        }
+        self.settle(tenant, &held, Settle::Passed { clear: &[] })
+            .await?;
         self.start_session(
             tenant,
             Identity::of_company(company),
@@ -98,29 +123,54 @@ impl Engine {
         .await
     }
 
-    /// Reserves one attempt on the account and the client address
-    /// together: refused by either, it counts on neither, so under any
-    /// concurrency each locks at exactly its own limit.
-    async fn reserve_attempts(
-        &self,
-        tenant: &Tenant,
-        account: Option<&str>,
-        ip: Option<&str>,
-    ) -> EngineResult<()> {
-        let counters: Vec<&str> = account.into_iter().chain(ip).collect();
+    /// Holds a place for one attempt on every counter together: refused
+    /// by either, it holds neither. While attempts in flight could still
+    /// reach the limit, it waits for them to settle.
+    async fn hold(&self, tenant: &Tenant, counters: Vec<String>) -> EngineResult<Held> {
         if counters.is_empty() {
+            return Ok(Held {
+                counters,
+                reservation: None,
+            });
+        }
+        let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        loop {
+            match self
+                .store
+                .lockout_reserve(&tenant.id, &names, &tenant.lockout)
+                .await?
+            {
+                Attempt::Allowed(reservation) => {
+                    return Ok(Held {
+                        reservation: Some(reservation),
+                        counters,
+                    });
+                }
+                Attempt::Locked { retry_after } => {
+                    return Err(EngineError::LockedOut {
+                        retry_after: retry_after.max(Duration::from_secs(1)),
+                    });
+                }
+                Attempt::Busy if started.elapsed() >= BUSY_WAIT => {
+                    return Err(EngineError::Unavailable(format!(
+                        "login attempts in flight did not settle within {BUSY_WAIT:?}"
+                    )));
+                }
+                Attempt::Busy => tokio::time::sleep(BUSY_RETRY).await,
+            }
+        }
+    }
+
+    async fn settle(&self, tenant: &Tenant, held: &Held, outcome: Settle<'_>) -> EngineResult<()> {
+        let Some(reservation) = &held.reservation else {
             return Ok(());
-        }
-        match self
+        };
+        let names: Vec<&str> = held.counters.iter().map(String::as_str).collect();
+        Ok(self
             .store
-            .lockout_attempt(&tenant.id, &counters, &tenant.lockout)
-            .await?
-        {
-            Attempt::Allowed => Ok(()),
-            Attempt::Locked { retry_after } => Err(EngineError::LockedOut {
-                retry_after: retry_after.max(Duration::from_secs(1)),
-            }),
-        }
+            .lockout_settle(&tenant.id, &names, reservation, outcome, &tenant.lockout)
+            .await?)
     }
 }
 

@@ -21,6 +21,7 @@ use secrecy::SecretString;
 
 pub use call::{Call, Outcome};
 pub use error::{Detail, EngineError, EngineResult, ErrorCode, MessageKey, TokenProblem};
+pub use login::ATTEMPT_HOLD;
 pub use tenant::{ClaimValue, Lifetimes, Tenant};
 pub use tokens::TokenType;
 

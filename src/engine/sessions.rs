@@ -128,6 +128,20 @@ impl Engine {
         self.store
             .family_start(&tenant.id, &family, &refresh_jti, session.refresh_exp)
             .await?;
+        // A subject holds at most `max_sessions`: the oldest beyond end now.
+        let evicted = self
+            .store
+            .sessions_add(
+                &tenant.id,
+                &identity.subject,
+                &family,
+                session.refresh_exp,
+                tenant.max_sessions,
+            )
+            .await?;
+        for (old, end) in evicted {
+            self.revoke_family(tenant, &old, end).await?;
+        }
         self.grant(tenant, identity, &session, Some(refresh_jti), now)
     }
 

@@ -66,6 +66,8 @@ pub struct Tenant {
     pub audience: String,
     pub keys: KeySet,
     pub lifetimes: Lifetimes,
+    /// Live sessions a subject may hold; a new one ends the oldest.
+    pub max_sessions: u32,
     pub lockout: LockoutPolicy,
     pub uniform_login_errors: bool,
     /// Claims the dialect adds to every token, by name.

@@ -51,11 +51,31 @@ pub enum FamilyUse {
     Dead,
 }
 
-/// The outcome of reserving a login attempt against a lockout counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The answer to asking whether a login attempt may go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    Allowed,
-    Locked { retry_after: Duration },
+    /// Go ahead; settle the reservation once the outcome is known.
+    Allowed(Reservation),
+    Locked {
+        retry_after: Duration,
+    },
+    /// Attempts in flight could still take a counter to its limit: ask
+    /// again once some of them have settled.
+    Busy,
+}
+
+/// A login attempt in flight, holding its place on its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation(pub String);
+
+/// How a reserved attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle<'a> {
+    /// It failed: one more failure on every counter.
+    Failed,
+    /// It did not fail: it counts on none, and the counters in `clear`
+    /// forget their failures.
+    Passed { clear: &'a [&'a str] },
 }
 
 /// Limits of one lockout counter.
@@ -64,6 +84,9 @@ pub struct LockoutPolicy {
     pub max_failures: u32,
     pub window: Duration,
     pub lock_for: Duration,
+    /// Longest an attempt in flight holds its place (a replica that dies
+    /// mid-login gives it back then).
+    pub hold: Duration,
 }
 
 /// What an API key stands for; the key itself is never stored.
@@ -146,6 +169,19 @@ pub trait Sessions {
 
     /// Revokes a whole family until `expires_at`.
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()>;
+
+    /// Counts `family` (ending at `expires_at`) among `subject`'s sessions
+    /// and, atomically, takes the oldest beyond `max` out of the count:
+    /// those are answered, with their ends, for the caller to revoke.
+    /// Sessions that have ended no longer count.
+    async fn sessions_add(
+        &self,
+        tenant: &str,
+        subject: &str,
+        family: &str,
+        expires_at: u64,
+        max: u32,
+    ) -> StoreResult<Vec<(String, u64)>>;
 }
 
 /// API keys, one per subject, kept by hash.
@@ -172,21 +208,30 @@ pub trait ApiKeys {
 /// Lockout counters of login attempts.
 #[async_trait]
 pub trait Lockout {
-    /// Atomically reserves one login attempt on every one of `counters` (an
-    /// account and a client address). It is allowed only if no counter is
-    /// locked and none would pass `max_failures` within its `window`; then
-    /// each counts it. Otherwise nothing is counted, and the counters it
-    /// would have taken past the limit lock for `lock_for`.
-    async fn lockout_attempt(
+    /// Atomically asks to try a login against every one of `counters` (an
+    /// account and a client address). Failures count, attempts in flight
+    /// hold a place: an attempt is `Allowed` only if no counter is locked
+    /// and on each, failures plus attempts in flight stay under
+    /// `max_failures`; then it holds a place on each until settled (or for
+    /// `hold`). `Busy` when only attempts in flight stand in the way.
+    async fn lockout_reserve(
         &self,
         tenant: &str,
         counters: &[&str],
         policy: &LockoutPolicy,
     ) -> StoreResult<Attempt>;
 
-    /// Gives a reserved attempt back after a success: `reset` clears the
-    /// counter, otherwise the one attempt is returned.
-    async fn lockout_release(&self, tenant: &str, key: &str, reset: bool) -> StoreResult<()>;
+    /// Ends a reserved attempt on `counters`. A failure counts on each; the
+    /// one that reaches `max_failures` within `window` locks that counter for
+    /// `lock_for`.
+    async fn lockout_settle(
+        &self,
+        tenant: &str,
+        counters: &[&str],
+        reservation: &Reservation,
+        outcome: Settle<'_>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<()>;
 }
 
 /// Generated signing keys and tenant secrets.

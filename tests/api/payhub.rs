@@ -288,3 +288,45 @@ async fn a_configured_secret_derives_keys_and_stays_out_of_the_store() {
     // Two gateways that share nothing but the configured secret agree.
     assert_eq!(keys[0], keys[1]);
 }
+
+/// Forward-auth checks every credential it is given: a valid token does not
+/// carry a garbage or foreign API key through.
+#[tokio::test]
+async fn verify_refuses_a_valid_token_sent_with_a_bad_or_foreign_api_key() {
+    let two_users = format!(
+        "[[users]]\nemail = \"other@ph.test\"\npassword_hash = \"{}\"\n",
+        password_hash(PASSWORD)
+    );
+    let app = app_with(&two_users).await;
+    let data = |email: &str| {
+        let body = json!({"emailId": email, "password": PASSWORD});
+        let app = &app;
+        async move { login(app, &body).await["responseData"].clone() }
+    };
+    let merchant = data("merchant@ph.test").await;
+    let other = data("other@ph.test").await;
+    let verify = |token: &str, key: &str| {
+        app.client
+            .get(app.url("/ph/_polyauth/verify"))
+            .header("token", token)
+            .header("apiKey", key)
+            .send()
+    };
+    let token = merchant["token"].as_str().unwrap();
+    let own_key = merchant["apiKey"].as_str().unwrap();
+    let foreign_key = other["apiKey"].as_str().unwrap();
+    let response = verify(token, own_key).await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "both credentials are the merchant's"
+    );
+    for key in ["garbage", "pa_forged", foreign_key] {
+        let response = verify(token, key).await.unwrap();
+        assert_eq!(response.status(), 401, "{key}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            refusal(403, "invalid token")
+        );
+    }
+}

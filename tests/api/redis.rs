@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use polyauth::store::{
-    ApiKeyRecord, ApiKeys, Lockout, LockoutPolicy, RedisSettings, RedisStore, Revocations, Secrets,
-    Sessions, StoredSigningKey, TokenState, unix_now,
+    ApiKeyRecord, ApiKeys, Attempt, Lockout, LockoutPolicy, RedisSettings, RedisStore, Revocations,
+    Secrets, Sessions, Settle, StoredSigningKey, TokenState, unix_now,
 };
 use serde_json::{Value, json};
 
@@ -55,9 +55,23 @@ async fn entries_carry_the_time_they_have_left_under_the_tenant_hash_tag() {
         max_failures: 5,
         window: Duration::from_secs(60),
         lock_for: Duration::from_secs(600),
+        hold: Duration::from_secs(5),
+    };
+    let Attempt::Allowed(reservation) = store
+        .lockout_reserve("acme", &["acct:a@b.test"], &policy)
+        .await
+        .unwrap()
+    else {
+        panic!("the first attempt is allowed");
     };
     store
-        .lockout_attempt("acme", &["acct:a@b.test"], &policy)
+        .lockout_settle(
+            "acme",
+            &["acct:a@b.test"],
+            &reservation,
+            Settle::Failed,
+            &policy,
+        )
         .await
         .unwrap();
     let record = ApiKeyRecord {
@@ -309,6 +323,25 @@ async fn replicas_share_the_key_and_a_logout_on_one_reaches_the_other_within_a_s
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(verify(&client, &a.url(""), access).await, 401);
+}
+
+#[tokio::test]
+async fn concurrent_right_passwords_across_two_replicas_all_succeed() {
+    let server = RedisServer::start();
+    let (_dir, a, b) = two_replicas(&pixyle_on_redis(&server, "rush"));
+    let client = reqwest::Client::new();
+    let bases = [a.url(""), b.url("")];
+    let attempts = (0..16).map(|i| pixyle_login(&client, &bases[i % 2], PASSWORD));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert_eq!(statuses, [200; 16]);
+    // Nothing was counted: five wrong passwords still get their own answer.
+    for i in 0..5 {
+        assert_eq!(pixyle_login(&client, &bases[i % 2], "wrong").await.0, 401);
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polyauth::store::{
-    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Store, StoredSigningKey, TokenState, unix_now,
+    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Reservation, Settle, Store, StoredSigningKey,
+    TokenState, unix_now,
 };
 
 /// Instantiates every behaviour test for a backend made by `$make`
@@ -59,9 +60,21 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
-            async fn concurrent_attempts_lock_at_exactly_the_limit() {
+            async fn attempts_in_flight_hold_places_and_only_failures_count() {
                 let (store, _guard) = $make;
-                super::concurrent_attempts_lock_at_exactly_the_limit(store).await;
+                super::attempts_in_flight_hold_places_and_only_failures_count(store).await;
+            }
+
+            #[tokio::test]
+            async fn sessions_beyond_the_cap_are_handed_back_oldest_first() {
+                let (store, _guard) = $make;
+                super::sessions_beyond_the_cap_are_handed_back_oldest_first(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_place_not_given_back_is_freed_after_its_hold() {
+                let (store, _guard) = $make;
+                super::a_place_not_given_back_is_freed_after_its_hold(store).await;
             }
 
             #[tokio::test]
@@ -256,138 +269,252 @@ async fn api_keys_rotate_per_subject(store: Arc<dyn Store>) {
     assert_eq!((hash.as_str(), current.generation), ("h2", 1));
 }
 
-async fn lockout_locks_at_the_limit_and_lifts(store: Arc<dyn Store>) {
-    let policy = LockoutPolicy {
-        max_failures: 3,
+fn policy(max_failures: u32, lock_for: Duration, hold: Duration) -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures,
         window: Duration::from_secs(60),
-        lock_for: Duration::from_secs(1),
-    };
+        lock_for,
+        hold,
+    }
+}
+
+/// Reserves an attempt on `counters`, which must be allowed.
+async fn reserve(store: &Arc<dyn Store>, counters: &[&str], policy: &LockoutPolicy) -> Reservation {
+    match store.lockout_reserve("t", counters, policy).await.unwrap() {
+        Attempt::Allowed(reservation) => reservation,
+        other => panic!("expected an allowed attempt on {counters:?}, got {other:?}"),
+    }
+}
+
+/// One attempt on `counters` that fails.
+async fn fail(store: &Arc<dyn Store>, counters: &[&str], policy: &LockoutPolicy) {
+    let reservation = reserve(store, counters, policy).await;
+    store
+        .lockout_settle("t", counters, &reservation, Settle::Failed, policy)
+        .await
+        .unwrap();
+}
+
+async fn lockout_locks_at_the_limit_and_lifts(store: Arc<dyn Store>) {
+    let policy = policy(3, Duration::from_secs(1), Duration::from_secs(60));
     for _ in 0..3 {
-        assert_eq!(
-            store
-                .lockout_attempt("t", &["acct"], &policy)
-                .await
-                .unwrap(),
-            Attempt::Allowed
-        );
+        fail(&store, &["acct"], &policy).await;
     }
     let Attempt::Locked { retry_after } = store
-        .lockout_attempt("t", &["acct"], &policy)
+        .lockout_reserve("t", &["acct"], &policy)
         .await
         .unwrap()
     else {
-        panic!("the fourth attempt must be locked");
+        panic!("the third failure must lock");
     };
     assert!(retry_after <= policy.lock_for);
-    // Still locked while the lock lasts, then a fresh window.
-    assert!(matches!(
-        store
-            .lockout_attempt("t", &["acct"], &policy)
-            .await
-            .unwrap(),
-        Attempt::Locked { .. }
-    ));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        store
-            .lockout_attempt("t", &["acct"], &policy)
-            .await
-            .unwrap(),
-        Attempt::Allowed
-    );
-    // A reset clears the counter; a release gives one attempt back.
-    store.lockout_release("t", "acct", true).await.unwrap();
-    for _ in 0..3 {
-        assert_eq!(
-            store
-                .lockout_attempt("t", &["acct"], &policy)
-                .await
-                .unwrap(),
-            Attempt::Allowed
-        );
-    }
-    store.lockout_release("t", "acct", false).await.unwrap();
-    assert_eq!(
-        store
-            .lockout_attempt("t", &["acct"], &policy)
-            .await
-            .unwrap(),
-        Attempt::Allowed
-    );
+    // Lifted: a fresh count. A pass that clears forgets the failures; one
+    // that does not only gives its place back.
+    fail(&store, &["acct"], &policy).await;
+    fail(&store, &["acct"], &policy).await;
+    let passed = reserve(&store, &["acct"], &policy).await;
+    let clear = Settle::Passed { clear: &["acct"] };
+    store
+        .lockout_settle("t", &["acct"], &passed, clear, &policy)
+        .await
+        .unwrap();
+    fail(&store, &["acct"], &policy).await;
+    fail(&store, &["acct"], &policy).await;
+    let passed = reserve(&store, &["acct"], &policy).await;
+    let keep = Settle::Passed { clear: &[] };
+    store
+        .lockout_settle("t", &["acct"], &passed, keep, &policy)
+        .await
+        .unwrap();
+    fail(&store, &["acct"], &policy).await;
     assert!(matches!(
         store
-            .lockout_attempt("t", &["acct"], &policy)
+            .lockout_reserve("t", &["acct"], &policy)
             .await
             .unwrap(),
         Attempt::Locked { .. }
     ));
 }
 
-async fn concurrent_attempts_lock_at_exactly_the_limit(store: Arc<dyn Store>) {
-    let policy = LockoutPolicy {
-        max_failures: 5,
-        window: Duration::from_secs(60),
-        lock_for: Duration::from_secs(60),
+async fn attempts_in_flight_hold_places_and_only_failures_count(store: Arc<dyn Store>) {
+    let policy = policy(5, Duration::from_secs(60), Duration::from_secs(60));
+    let reserve_many = |n: usize| {
+        let calls = (0..n).map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .lockout_reserve("t", &["acct"], &policy)
+                    .await
+                    .unwrap()
+            })
+        });
+        futures_util::future::join_all(calls)
     };
-    let calls = (0..50).map(|_| {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move {
-            store
-                .lockout_attempt("t", &["acct"], &policy)
-                .await
-                .unwrap()
-        })
-    });
-    let allowed = futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter(|a| *a.as_ref().unwrap() == Attempt::Allowed)
-        .count();
-    assert_eq!(allowed, 5);
+    let allowed = |answers: Vec<Result<Attempt, tokio::task::JoinError>>| -> Vec<Reservation> {
+        let answers: Vec<Attempt> = answers.into_iter().map(Result::unwrap).collect();
+        assert!(
+            answers.iter().all(|a| !matches!(a, Attempt::Locked { .. })),
+            "nothing has failed yet: {answers:?}"
+        );
+        answers
+            .into_iter()
+            .filter_map(|a| match a {
+                Attempt::Allowed(reservation) => Some(reservation),
+                _ => None,
+            })
+            .collect()
+    };
+    // Exactly the limit hold places at once; the others are told to wait.
+    let held = allowed(reserve_many(50).await);
+    assert_eq!(held.len(), 5);
+    assert_eq!(
+        store
+            .lockout_reserve("t", &["acct"], &policy)
+            .await
+            .unwrap(),
+        Attempt::Busy
+    );
+    // They pass: nothing was counted, five more may go.
+    for reservation in &held {
+        let pass = Settle::Passed { clear: &[] };
+        store
+            .lockout_settle("t", &["acct"], reservation, pass, &policy)
+            .await
+            .unwrap();
+    }
+    let held = allowed(reserve_many(50).await);
+    assert_eq!(held.len(), 5);
+    // They fail: the limit is reached and the counter locks.
+    for reservation in &held {
+        store
+            .lockout_settle("t", &["acct"], reservation, Settle::Failed, &policy)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .lockout_reserve("t", &["acct"], &policy)
+            .await
+            .unwrap(),
+        Attempt::Locked { .. }
+    ));
 }
 
 async fn an_attempt_counts_on_all_its_counters_or_none(store: Arc<dyn Store>) {
-    let policy = LockoutPolicy {
-        max_failures: 5,
-        window: Duration::from_secs(60),
-        lock_for: Duration::from_secs(60),
-    };
+    let policy = policy(5, Duration::from_secs(60), Duration::from_secs(60));
     // 50 concurrent attempts on an account from one address: exactly the
     // limit get through, although each touches two counters.
     let calls = (0..50).map(|_| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
             store
-                .lockout_attempt("t", &["acct:a", "ip:1"], &policy)
+                .lockout_reserve("t", &["acct:a", "ip:1"], &policy)
                 .await
                 .unwrap()
         })
     });
-    let allowed = futures_util::future::join_all(calls)
+    let held: Vec<Reservation> = futures_util::future::join_all(calls)
         .await
         .into_iter()
-        .filter(|a| *a.as_ref().unwrap() == Attempt::Allowed)
-        .count();
-    assert_eq!(allowed, 5);
+        .filter_map(|a| match a.unwrap() {
+            Attempt::Allowed(reservation) => Some(reservation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 5);
+    for reservation in &held {
+        store
+            .lockout_settle(
+                "t",
+                &["acct:a", "ip:1"],
+                reservation,
+                Settle::Failed,
+                &policy,
+            )
+            .await
+            .unwrap();
+    }
     // Refused because of one counter, an attempt does not count on the other.
     for _ in 0..5 {
         assert!(matches!(
             store
-                .lockout_attempt("t", &["acct:a", "ip:2"], &policy)
+                .lockout_reserve("t", &["acct:a", "ip:2"], &policy)
                 .await
                 .unwrap(),
             Attempt::Locked { .. }
         ));
     }
-    for _ in 0..5 {
-        assert_eq!(
-            store
-                .lockout_attempt("t", &["acct:b", "ip:2"], &policy)
-                .await
-                .unwrap(),
-            Attempt::Allowed
-        );
+    for _ in 0..4 {
+        fail(&store, &["acct:b", "ip:2"], &policy).await;
     }
+    reserve(&store, &["acct:b", "ip:2"], &policy).await;
+}
+
+async fn sessions_beyond_the_cap_are_handed_back_oldest_first(store: Arc<dyn Store>) {
+    let now = unix_now();
+    for family in ["s1", "s2", "s3"] {
+        let evicted = store
+            .sessions_add("t", "alice", family, now + 600, 3)
+            .await
+            .unwrap();
+        assert!(evicted.is_empty(), "{family}: {evicted:?}");
+    }
+    let evicted = store
+        .sessions_add("t", "alice", "s4", now + 900, 3)
+        .await
+        .unwrap();
+    assert_eq!(evicted, [("s1".to_owned(), now + 600)]);
+    // Concurrent logins never leave more than the cap counted.
+    let calls = (0..10).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .sessions_add("t", "alice", &format!("c{i}"), now + 900, 3)
+                .await
+                .unwrap()
+        })
+    });
+    let evicted: usize = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|e| e.unwrap().len())
+        .sum();
+    assert_eq!(
+        evicted, 10,
+        "every new session beyond three ends an old one"
+    );
+    // Ended sessions no longer count; other subjects and tenants are apart.
+    let evicted = store
+        .sessions_add("t", "bob", "b1", now - 1, 1)
+        .await
+        .unwrap();
+    assert!(evicted.is_empty());
+    let evicted = store
+        .sessions_add("t", "bob", "b2", now + 60, 1)
+        .await
+        .unwrap();
+    assert!(evicted.is_empty(), "b1 had ended: {evicted:?}");
+    let evicted = store
+        .sessions_add("u", "alice", "x", now + 60, 1)
+        .await
+        .unwrap();
+    assert!(evicted.is_empty());
+}
+
+async fn a_place_not_given_back_is_freed_after_its_hold(store: Arc<dyn Store>) {
+    let policy = policy(2, Duration::from_secs(60), Duration::from_secs(1));
+    reserve(&store, &["acct"], &policy).await;
+    reserve(&store, &["acct"], &policy).await;
+    assert_eq!(
+        store
+            .lockout_reserve("t", &["acct"], &policy)
+            .await
+            .unwrap(),
+        Attempt::Busy
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    reserve(&store, &["acct"], &policy).await;
 }
 
 async fn the_first_signing_key_and_secret_win(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@ use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use crate::dialect::Failure;
-use crate::engine::{Engine, EngineError, Principal};
+use crate::engine::{Engine, EngineError, Principal, TokenProblem};
 use crate::http::request::to_http;
 use crate::http::state::{AppState, TenantContext};
 
@@ -35,11 +35,25 @@ pub async fn decide(
         "forward-auth"
     );
     let dialect = &context.dialect;
-    let Some((token, kind)) = dialect.presented(headers) else {
+    let presented = dialect.presented(headers);
+    if presented.is_empty() {
         return Err(EngineError::MissingToken);
-    };
+    }
     let company = dialect.claimed_company(headers)?;
-    engine.verify(&context.tenant, token, kind, company).await
+    // Every credential given must be valid and stand for the same holder:
+    // an upstream may read any of them.
+    let mut principal: Option<Principal> = None;
+    for (token, kind) in presented {
+        let this = engine.verify(&context.tenant, token, kind, company).await?;
+        match &principal {
+            Some(first) if *first != this => {
+                return Err(EngineError::InvalidToken(TokenProblem::Invalid));
+            }
+            Some(_) => {}
+            None => principal = Some(this),
+        }
+    }
+    principal.ok_or(EngineError::MissingToken)
 }
 
 /// The principal as `X-Auth-*` headers; a value that cannot be a header

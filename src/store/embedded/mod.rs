@@ -27,6 +27,8 @@ const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("families");
 const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const API_KEY_OF_SUBJECT: TableDefinition<&str, &str> = TableDefinition::new("api_key_of_subject");
 const LOCKOUT: TableDefinition<&str, &[u8]> = TableDefinition::new("lockout");
+/// A subject's sessions: (started, family, end) by tenant and subject.
+const SESSIONS_OF: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_of");
 const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// (unix seconds, "table\x1fkey") for every entry that ends.
@@ -65,7 +67,14 @@ impl EmbeddedStore {
         }
         let db = open_with_retry(path)?;
         let txn = db.begin_write()?;
-        for name in [FAMILIES, API_KEYS, LOCKOUT, SIGNING_KEYS, SECRETS] {
+        for name in [
+            FAMILIES,
+            API_KEYS,
+            LOCKOUT,
+            SIGNING_KEYS,
+            SECRETS,
+            SESSIONS_OF,
+        ] {
             txn.open_table(name)?;
         }
         txn.open_table(REVOKED)?;

@@ -5,8 +5,11 @@ use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
 use super::End::{Abort, Commit};
-use super::{DbError, EmbeddedStore, FAMILIES, get_json, index_expiry, key, put_json, read, write};
-use crate::store::{FamilyUse, Sessions, StoreResult, unix_now};
+use super::{
+    DbError, EmbeddedStore, FAMILIES, SESSIONS_OF, get_json, index_expiry, key, put_json, read,
+    write,
+};
+use crate::store::{FamilyUse, Sessions, StoreResult, unix_now, unix_now_ms};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct FamilyRecord {
@@ -19,6 +22,16 @@ impl FamilyRecord {
     /// Neither revoked nor expired.
     fn live(&self) -> bool {
         !self.revoked && self.expires_at >= unix_now()
+    }
+}
+
+/// A subject's sessions, oldest first: (started ms, family, end).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct SessionsOf(Vec<(u64, String, u64)>);
+
+impl SessionsOf {
+    pub(super) fn ends_at(&self) -> u64 {
+        self.0.iter().map(|(_, _, end)| *end).max().unwrap_or(0)
     }
 }
 
@@ -112,6 +125,35 @@ impl Sessions for EmbeddedStore {
             record.expires_at = record.expires_at.max(expires_at);
             write_family(txn, &k, &record)?;
             Ok(Commit(()))
+        })
+        .await
+    }
+
+    async fn sessions_add(
+        &self,
+        tenant: &str,
+        subject: &str,
+        family: &str,
+        expires_at: u64,
+        max: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let k = key(tenant, subject);
+        let family = family.to_owned();
+        self.write(move |txn| {
+            let now = unix_now();
+            let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, &k)?;
+            let mut sessions = stored.unwrap_or_default();
+            sessions.0.retain(|(_, _, end)| *end >= now);
+            sessions.0.push((unix_now_ms(), family, expires_at));
+            let over = sessions.0.len().saturating_sub(max as usize);
+            let evicted = sessions
+                .0
+                .drain(..over)
+                .map(|(_, family, end)| (family, end))
+                .collect();
+            put_json(txn, SESSIONS_OF, &k, &sessions)?;
+            index_expiry(txn, "sessions_of", &k, sessions.ends_at())?;
+            Ok(Commit(evicted))
         })
         .await
     }

@@ -7,8 +7,8 @@ use redb::{Database, ReadableTable};
 
 use super::End::Commit;
 use super::lockout::LockoutRecord;
-use super::sessions::FamilyRecord;
-use super::{DbError, EXPIRY, FAMILIES, LOCKOUT, REVOKED, SEP, decode, write};
+use super::sessions::{FamilyRecord, SessionsOf};
+use super::{DbError, EXPIRY, FAMILIES, LOCKOUT, REVOKED, SEP, SESSIONS_OF, decode, write};
 use crate::store::unix_now;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -51,6 +51,7 @@ fn sweep(db: &Database, now: u64) -> Result<usize, DbError> {
         let mut revoked = txn.open_table(REVOKED)?;
         let mut families = txn.open_table(FAMILIES)?;
         let mut lockout = txn.open_table(LOCKOUT)?;
+        let mut sessions_of = txn.open_table(SESSIONS_OF)?;
         for (at, entry) in due {
             expiry.remove((at, entry.as_str()))?;
             let Some((table, k)) = entry.split_once(SEP) else {
@@ -68,12 +69,18 @@ fn sweep(db: &Database, now: u64) -> Result<usize, DbError> {
                         .is_some_and(|r| r.ends_at() < now),
                     None => false,
                 },
+                "sessions_of" => match sessions_of.get(k)? {
+                    Some(v) => readable(decode::<SessionsOf>(v.value()), &entry)
+                        .is_some_and(|r| r.ends_at() < now),
+                    None => false,
+                },
                 _ => false,
             };
             if ended {
                 match table {
                     "revoked" => revoked.remove(k)?.is_some(),
                     "families" => families.remove(k)?.is_some(),
+                    "sessions_of" => sessions_of.remove(k)?.is_some(),
                     _ => lockout.remove(k)?.is_some(),
                 };
                 removed += 1;

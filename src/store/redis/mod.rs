@@ -53,8 +53,9 @@ struct Scripts {
     family_revoke: Script,
     api_key_rotate: Script,
     api_key_of: Script,
-    lockout_attempt: Script,
-    lockout_release: Script,
+    lockout_reserve: Script,
+    lockout_settle: Script,
+    sessions_add: Script,
 }
 
 impl Scripts {
@@ -65,8 +66,9 @@ impl Scripts {
             family_revoke: Script::new(include_str!("family_revoke.lua")),
             api_key_rotate: Script::new(include_str!("api_key_rotate.lua")),
             api_key_of: Script::new(include_str!("api_key_of.lua")),
-            lockout_attempt: Script::new(include_str!("lockout_attempt.lua")),
-            lockout_release: Script::new(include_str!("lockout_release.lua")),
+            lockout_reserve: Script::new(include_str!("lockout_reserve.lua")),
+            lockout_settle: Script::new(include_str!("lockout_settle.lua")),
+            sessions_add: Script::new(include_str!("sessions_add.lua")),
         }
     }
 }

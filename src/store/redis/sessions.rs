@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::cache::Event;
-use crate::store::{FamilyUse, Sessions, StoreResult};
+use crate::store::{FamilyUse, Sessions, StoreError, StoreResult};
 
 impl RedisStore {
     /// This replica revoked a family: its own memory learns it at once.
@@ -98,5 +98,36 @@ impl Sessions for RedisStore {
             .await?;
         self.family_dead(tenant, family, until);
         Ok(())
+    }
+
+    async fn sessions_add(
+        &self,
+        tenant: &str,
+        subject: &str,
+        family: &str,
+        expires_at: u64,
+        max: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let evicted: Vec<String> = self
+            .invoke(
+                "sessions_add",
+                self.scripts
+                    .sessions_add
+                    .key(self.keys.of(tenant, "sessions", subject))
+                    .arg(family)
+                    .arg(expires_at)
+                    .arg(max),
+            )
+            .await?;
+        evicted
+            .chunks(2)
+            .map(|pair| match pair {
+                [family, end] => end
+                    .parse::<f64>()
+                    .map(|end| (family.clone(), end as u64))
+                    .map_err(|_| StoreError(format!("unreadable session end `{end}`"))),
+                _ => Err(StoreError("unreadable session list".into())),
+            })
+            .collect()
     }
 }
