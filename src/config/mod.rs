@@ -309,6 +309,12 @@ fn validate_tenant(
     let mut ids = HashSet::new();
     for (i, user) in config.users.iter().enumerate() {
         let email = normalize_email(&user.email);
+        if email.contains(char::is_control) {
+            return Err(err(
+                &format!("users[{i}].email"),
+                format!("{:?} holds a control character", user.email),
+            ));
+        }
         if !email.contains('@') || !emails.insert(email) {
             return Err(err(
                 &format!("users[{i}].email"),
@@ -322,6 +328,7 @@ fn validate_tenant(
         }
         password::validate_phc(&user.password_hash)
             .map_err(|e| err(&format!("users[{i}].password_hash"), e))?;
+        check_roles(&user.roles).map_err(|(j, e)| err(&format!("users[{i}].roles[{j}]"), e))?;
     }
     let mut companies = HashSet::new();
     for (i, company) in config.companies.iter().enumerate() {
@@ -331,6 +338,8 @@ fn validate_tenant(
                 "empty or repeated".into(),
             ));
         }
+        check_roles(&company.roles)
+            .map_err(|(j, e)| err(&format!("companies[{i}].roles[{j}]"), e))?;
     }
 
     let pick = |own: Option<crate::duration::HumanDuration>,
@@ -374,6 +383,26 @@ fn validate_tenant(
         lifetimes,
         max_sessions,
     })
+}
+
+/// Roles travel comma-separated in `X-Auth-Roles`: each must be a
+/// non-empty printable ASCII text without `,`. The error names the index.
+fn check_roles(roles: &[String]) -> Result<(), (usize, String)> {
+    for (j, role) in roles.iter().enumerate() {
+        let problem = if role.is_empty() {
+            "a role must not be empty"
+        } else if role.contains(',') {
+            "a role must not hold `,` (roles are sent comma-separated in X-Auth-Roles)"
+        } else if role.contains(|c: char| c.is_ascii_control()) {
+            "a role must not hold control characters (it is sent in X-Auth-Roles)"
+        } else if !role.is_ascii() {
+            "a role must be ASCII (it is sent in X-Auth-Roles)"
+        } else {
+            continue;
+        };
+        return Err((j, format!("{role:?}: {problem}")));
+    }
+    Ok(())
 }
 
 /// Tenant ids, path prefixes and hosts must each be unique.

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::credential::is_header_name;
-use super::decode::{InputField, Problem};
+use super::decode::{Echo, InputField, Problem};
 use super::model::ResponseSpec;
-use super::template::{Filled, Node, Placeholder, Text, TextShape, Values};
+use super::template::{FieldList, Filled, Node, Placeholder, Text, TextShape, Values};
 use crate::engine::{Detail, EngineError, ErrorCode, MessageKey};
 
 /// A rendered answer, ready for the HTTP layer.
@@ -74,6 +74,11 @@ impl ResponseTemplate {
         self.body.as_ref()
     }
 
+    /// The field lists its body holds.
+    pub fn lists(&self) -> Vec<FieldList> {
+        self.body.as_ref().map(Node::lists).unwrap_or_default()
+    }
+
     /// The placeholders its body names.
     pub fn body_placeholders(&self) -> Vec<Placeholder> {
         self.body
@@ -121,6 +126,19 @@ pub struct Failure {
     pub missing_fields: Vec<String>,
     pub expected: Option<&'static str>,
     pub retry_after: Option<u64>,
+    /// What the answer may quote of the body, for the failures that have it.
+    pub quoted: Option<Box<Quoted>>,
+}
+
+/// What an answer may quote of a body (FastAPI's `input` and `ctx`).
+#[derive(Debug, Clone, Default)]
+pub struct Quoted {
+    /// What the client sent for the failure's `field`.
+    pub value: Option<Echo>,
+    /// The pattern that value failed to match.
+    pub pattern: Option<String>,
+    /// Body fields a strict route does not take, for `each_unknown_field` lists.
+    pub unknown_fields: Vec<(String, Echo)>,
 }
 
 impl Failure {
@@ -132,6 +150,7 @@ impl Failure {
             missing_fields: Vec::new(),
             expected: None,
             retry_after: None,
+            quoted: None,
         }
     }
 
@@ -155,6 +174,14 @@ impl Failure {
             Problem::NoBody | Problem::InvalidBody | Problem::UnsupportedEncoding => required(),
             _ => Vec::new(),
         };
+        let quoted = Quoted {
+            value: problem.value().cloned(),
+            pattern: problem.pattern().map(str::to_owned),
+            unknown_fields: match problem {
+                Problem::UnknownFields(fields) => fields.clone(),
+                _ => Vec::new(),
+            },
+        };
         Self {
             detail: Some(problem.detail()),
             field: problem
@@ -163,8 +190,28 @@ impl Failure {
                 .map(str::to_owned),
             missing_fields,
             expected: problem.expected(),
+            quoted: (quoted.value.is_some() || !quoted.unknown_fields.is_empty())
+                .then(|| Box::new(quoted)),
             ..Self::of(ErrorCode::MalformedRequest)
         }
+    }
+}
+
+/// Whether a failure with `detail` has fields for `list`: an answer that
+/// lists them for any other failure would list nothing (`polyauth check`
+/// refuses it). [`Failure::from_problem`] fills the lists accordingly.
+pub fn fills(detail: Option<Detail>, list: FieldList) -> bool {
+    match list {
+        FieldList::Missing => matches!(
+            detail,
+            Some(
+                Detail::NoBody
+                    | Detail::InvalidBody
+                    | Detail::UnsupportedEncoding
+                    | Detail::MissingField
+            )
+        ),
+        FieldList::Unknown => detail == Some(Detail::UnknownField),
     }
 }
 
@@ -238,6 +285,7 @@ fn messages(specs: &BTreeMap<String, String>) -> Result<MessageTexts, (String, S
     let allowed = [
         Placeholder::Field,
         Placeholder::Expected,
+        Placeholder::Pattern,
         Placeholder::RetryAfter,
     ];
     specs
@@ -258,6 +306,8 @@ fn errors(specs: &BTreeMap<String, ResponseSpec>) -> Result<ErrorTemplates, (Str
         Placeholder::Message,
         Placeholder::RetryAfter,
         Placeholder::Field,
+        Placeholder::Pattern,
+        Placeholder::Value,
     ];
     specs
         .iter()
@@ -337,6 +387,19 @@ impl Answers {
         let mut values = Values::default();
         values.maybe_text(Placeholder::Field, failure.field.as_deref());
         values.maybe_text(Placeholder::Expected, failure.expected);
+        if let Some(quoted) = &failure.quoted {
+            values.maybe_text(Placeholder::Pattern, quoted.pattern.as_deref());
+            if let Some(Echo(value)) = &quoted.value {
+                values.set(Placeholder::Value, Filled::Json(value.clone()));
+            }
+            values.unknown_fields(
+                quoted
+                    .unknown_fields
+                    .iter()
+                    .map(|(field, Echo(value))| (field.clone(), value.clone()))
+                    .collect(),
+            );
+        }
         if let Some(secs) = failure.retry_after {
             values.number(Placeholder::RetryAfter, secs);
         }

@@ -69,6 +69,49 @@ pub struct InputField {
     pub required: bool,
 }
 
+/// A body field the engine does not read but the route takes (the vendor's
+/// own optional fields, `accepts` in a dialect file): it is no unknown
+/// field, and when sent it must be text matching `pattern`, if any.
+#[derive(Debug, Clone)]
+pub struct AcceptedField {
+    pub wire: String,
+    pub pattern: Option<Pattern>,
+}
+
+/// A regex a field's value must match somewhere (anchor it with `^…$`),
+/// as pydantic's `pattern` does.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    regex: regex_lite::Regex,
+}
+
+impl Pattern {
+    pub fn compile(source: &str) -> Result<Self, String> {
+        let regex = regex_lite::Regex::new(source)
+            .map_err(|e| format!("`{source}` is not a regex ({e})"))?;
+        Ok(Self {
+            source: source.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+/// A value a client sent, which an answer may echo (FastAPI's `input`).
+/// Its `Debug` never shows it: a misnamed field may hold a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Echo(pub Value);
+
+impl std::fmt::Debug for Echo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Echo(..)")
+    }
+}
+
 /// What was wrong with a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -77,10 +120,18 @@ pub enum Problem {
     UnsupportedEncoding,
     /// Every required field that is absent, in the route's order.
     MissingFields(Vec<String>),
-    UnknownField(String),
+    /// Every field a strict route does not take, in the body's order, with
+    /// the values sent.
+    UnknownFields(Vec<(String, Echo)>),
     WrongType {
         field: String,
         expected: &'static str,
+    },
+    /// An accepted field's value does not match its pattern.
+    PatternMismatch {
+        field: String,
+        pattern: String,
+        value: Echo,
     },
 }
 
@@ -92,8 +143,9 @@ impl Problem {
             Self::InvalidBody => Detail::InvalidBody,
             Self::UnsupportedEncoding => Detail::UnsupportedEncoding,
             Self::MissingFields(_) => Detail::MissingField,
-            Self::UnknownField(_) => Detail::UnknownField,
+            Self::UnknownFields(_) => Detail::UnknownField,
             Self::WrongType { .. } => Detail::WrongType,
+            Self::PatternMismatch { .. } => Detail::PatternMismatch,
         }
     }
 
@@ -101,7 +153,24 @@ impl Problem {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::MissingFields(fields) => fields.first().map(String::as_str),
-            Self::UnknownField(field) | Self::WrongType { field, .. } => Some(field),
+            Self::UnknownFields(fields) => fields.first().map(|(field, _)| field.as_str()),
+            Self::WrongType { field, .. } | Self::PatternMismatch { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The value sent for that field, where an answer may show it.
+    pub fn value(&self) -> Option<&Echo> {
+        match self {
+            Self::UnknownFields(fields) => fields.first().map(|(_, value)| value),
+            Self::PatternMismatch { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn pattern(&self) -> Option<&str> {
+        match self {
+            Self::PatternMismatch { pattern, .. } => Some(pattern),
             _ => None,
         }
     }
@@ -146,14 +215,23 @@ impl Inputs {
     }
 }
 
-/// Decodes `body` for a route that accepts `encodings` and reads `fields`.
+/// What a route reads of a body: how it may be encoded, the engine's
+/// inputs, the fields it takes besides, and whether any other is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules<'a> {
+    pub encodings: &'a [Encoding],
+    pub fields: &'a [InputField],
+    pub accepts: &'a [AcceptedField],
+    pub strict: bool,
+}
+
+/// Decodes `body` as `rules` say.
 pub fn decode(
-    encodings: &[Encoding],
-    fields: &[InputField],
-    strict: bool,
+    rules: BodyRules<'_>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Inputs, Problem> {
+    let encodings = rules.encodings;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::NoBody);
     }
@@ -164,11 +242,14 @@ pub fn decode(
     // Content-Type says (curl -d labels it a form); anything else keeps the
     // declared encoding, or is read as JSON when none is declared.
     let json_anyway = (encodings.contains(&Encoding::JsonAny)
-        && matches!(declared, None | Some(Encoding::Form)))
+        && matches!(
+            declared,
+            None | Some(Encoding::Form) | Some(Encoding::Multipart)
+        ))
     .then(|| serde_json::from_slice::<Value>(body).ok())
     .flatten();
     if let Some(Value::Object(object)) = json_anyway {
-        return read_fields(object, fields, strict, false);
+        return read_fields(object, rules, false);
     }
     let encoding = declared
         .or(encodings
@@ -194,17 +275,17 @@ pub fn decode(
             .collect(),
     };
     let from_form = matches!(encoding, Encoding::Form | Encoding::Multipart);
-    read_fields(object, fields, strict, from_form)
+    read_fields(object, rules, from_form)
 }
 
 /// The route's inputs out of a decoded body; `from_form` bodies carry
 /// every value as text.
 fn read_fields(
     object: serde_json::Map<String, Value>,
-    fields: &[InputField],
-    strict: bool,
+    rules: BodyRules<'_>,
     from_form: bool,
 ) -> Result<Inputs, Problem> {
+    let fields = rules.fields;
     let missing: Vec<String> = fields
         .iter()
         .filter(|f| f.required && object.get(&f.wire).is_none_or(Value::is_null))
@@ -238,12 +319,39 @@ fn read_fields(
         }
     }
 
-    if strict {
-        if let Some(unknown) = object
-            .keys()
-            .find(|k| !fields.iter().any(|f| &f.wire == *k))
-        {
-            return Err(Problem::UnknownField(unknown.clone()));
+    for accepted in rules.accepts {
+        let Some(value) = object.get(&accepted.wire).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let Value::String(text) = value else {
+            return Err(Problem::WrongType {
+                field: accepted.wire.clone(),
+                expected: "string",
+            });
+        };
+        // An empty form value is no value (FastAPI reads it as the default).
+        if from_form && text.is_empty() {
+            continue;
+        }
+        if let Some(pattern) = accepted.pattern.as_ref().filter(|p| !p.is_match(text)) {
+            return Err(Problem::PatternMismatch {
+                field: accepted.wire.clone(),
+                pattern: pattern.source.clone(),
+                value: Echo(value.clone()),
+            });
+        }
+    }
+
+    if rules.strict {
+        let unknown: Vec<(String, Echo)> = object
+            .into_iter()
+            .filter(|(k, _)| {
+                !fields.iter().any(|f| &f.wire == k) && !rules.accepts.iter().any(|a| &a.wire == k)
+            })
+            .map(|(k, v)| (k, Echo(v)))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Problem::UnknownFields(unknown));
         }
     }
     Ok(inputs)
@@ -326,11 +434,23 @@ mod tests {
         ]
     }
 
+    fn rules<'a>(
+        encodings: &'a [Encoding],
+        fields: &'a [InputField],
+        accepts: &'a [AcceptedField],
+        strict: bool,
+    ) -> BodyRules<'a> {
+        BodyRules {
+            encodings,
+            fields,
+            accepts,
+            strict,
+        }
+    }
+
     fn json(body: &str, strict: bool) -> Result<Inputs, Problem> {
         decode(
-            &[Encoding::Json],
-            &login_fields(),
-            strict,
+            rules(&[Encoding::Json], &login_fields(), &[], strict),
             Some("application/json"),
             body.as_bytes(),
         )
@@ -357,8 +477,11 @@ mod tests {
             Problem::MissingFields(vec!["password".into()])
         );
         assert_eq!(
-            json(r#"{"email":"a","password":"b","x":1}"#, true).unwrap_err(),
-            Problem::UnknownField("x".into())
+            json(r#"{"email":"a","password":"b","x":1,"y":"z"}"#, true).unwrap_err(),
+            Problem::UnknownFields(vec![
+                ("x".into(), Echo(Value::from(1))),
+                ("y".into(), Echo(Value::from("z")))
+            ])
         );
         assert!(json(r#"{"email":"a","password":"b","x":1}"#, false).is_ok());
         assert_eq!(
@@ -369,9 +492,7 @@ mod tests {
             }
         );
         let plain = decode(
-            &[Encoding::Json],
-            &login_fields(),
-            true,
+            rules(&[Encoding::Json], &login_fields(), &[], true),
             Some("text/plain"),
             b"{}",
         );
@@ -380,9 +501,7 @@ mod tests {
 
     fn multipart(body: &str) -> Result<Inputs, Problem> {
         decode(
-            &[Encoding::Multipart],
-            &login_fields(),
-            false,
+            rules(&[Encoding::Multipart], &login_fields(), &[], false),
             Some("multipart/form-data; boundary=XyZ"),
             body.replace('\n', "\r\n").as_bytes(),
         )
@@ -419,12 +538,91 @@ mod tests {
             Problem::MissingFields(vec!["password".into()])
         );
         let no_boundary = decode(
-            &[Encoding::Multipart],
-            &login_fields(),
-            false,
+            rules(&[Encoding::Multipart], &login_fields(), &[], false),
             Some("multipart/form-data"),
             b"--XyZ--",
         );
         assert_eq!(no_boundary.unwrap_err(), Problem::InvalidBody);
+    }
+
+    #[test]
+    fn accepted_fields_are_known_and_checked_against_their_pattern() {
+        let accepts = [
+            AcceptedField {
+                wire: "grant_type".into(),
+                pattern: Some(Pattern::compile("^password$").unwrap()),
+            },
+            AcceptedField {
+                wire: "scope".into(),
+                pattern: None,
+            },
+        ];
+        let form = |body: &str| {
+            decode(
+                rules(&[Encoding::Form], &login_fields(), &accepts, true),
+                Some("application/x-www-form-urlencoded"),
+                body.as_bytes(),
+            )
+        };
+        assert!(form("email=a&password=b&grant_type=password&scope=x+y").is_ok());
+        // Empty is not sent, as FastAPI reads a form.
+        assert!(form("email=a&password=b&grant_type=").is_ok());
+        assert_eq!(
+            form("email=a&password=b&grant_type=client_credentials").unwrap_err(),
+            Problem::PatternMismatch {
+                field: "grant_type".into(),
+                pattern: "^password$".into(),
+                value: Echo(Value::from("client_credentials")),
+            }
+        );
+        // The whole value must match an anchored pattern.
+        assert!(form("email=a&password=b&grant_type=passwords").is_err());
+        assert_eq!(
+            form("email=a&password=b&client_id=c").unwrap_err(),
+            Problem::UnknownFields(vec![("client_id".into(), Echo(Value::from("c")))])
+        );
+        let json = decode(
+            rules(&[Encoding::Json], &login_fields(), &accepts, true),
+            Some("application/json"),
+            br#"{"email":"a","password":"b","grant_type":1}"#,
+        );
+        assert_eq!(
+            json.unwrap_err(),
+            Problem::WrongType {
+                field: "grant_type".into(),
+                expected: "string"
+            }
+        );
+    }
+
+    #[test]
+    fn json_any_reads_a_json_object_labelled_multipart_and_multipart_as_multipart() {
+        let encodings = [Encoding::Form, Encoding::Multipart, Encoding::JsonAny];
+        let read = |content_type: &str, body: &str| {
+            decode(
+                rules(&encodings, &login_fields(), &[], false),
+                Some(content_type),
+                body.replace('\n', "\r\n").as_bytes(),
+            )
+        };
+        let multipart = read(
+            "multipart/form-data; boundary=XyZ",
+            "--XyZ\nContent-Disposition: form-data; name=\"email\"\n\na@b.c\n\
+             --XyZ\nContent-Disposition: form-data; name=\"password\"\n\npw\n--XyZ--\n",
+        )
+        .unwrap();
+        assert_eq!(multipart.text(Input::Email), Some("a@b.c"));
+        let json = read(
+            "multipart/form-data; boundary=XyZ",
+            r#"{"email":"j@b.c","password":"pw"}"#,
+        )
+        .unwrap();
+        assert_eq!(json.text(Input::Email), Some("j@b.c"));
+        let form = read(
+            "application/x-www-form-urlencoded",
+            "email=f%40b.c&password=pw",
+        )
+        .unwrap();
+        assert_eq!(form.text(Input::Email), Some("f@b.c"));
     }
 }

@@ -150,30 +150,37 @@ impl Dialect {
         Ok(dialect)
     }
 
-    /// Every error a route (or the gateway) can raise must find a response.
+    /// Every error a route (or the gateway) can raise must find a response,
+    /// and none may be a list of fields the failure does not have (an
+    /// unknown field answered `{"detail":[]}`).
     fn check_answerable(&self) -> Result<(), (String, String)> {
         for (i, route) in self.routes.iter().enumerate() {
             for code in route.raisable() {
-                if self
-                    .answers
-                    .template(Some(&route.errors), code, None)
-                    .is_none()
-                {
-                    return Err((
-                        format!("routes[{i}].errors"),
-                        format!(
-                            "`{}` ({}) can fail with `{}` but no response is mapped for it; \
-                             map it or give `[errors.default]`",
-                            route.label(),
-                            route.operation.as_str(),
-                            code.as_str()
-                        ),
-                    ));
+                for detail in route.details(code) {
+                    let Some(template) = self.answers.template(Some(&route.errors), code, detail)
+                    else {
+                        return Err((
+                            format!("routes[{i}].errors"),
+                            format!(
+                                "`{}` ({}) can fail with `{}` but no response is mapped for it; \
+                                 map it or give `[errors.default]`",
+                                route.label(),
+                                route.operation.as_str(),
+                                code.as_str()
+                            ),
+                        ));
+                    };
+                    check_lists(template, code, detail).map_err(|e| {
+                        (
+                            format!("routes[{i}].errors"),
+                            format!("`{}` {e}", route.label()),
+                        )
+                    })?;
                 }
             }
         }
         for code in GATEWAY_ERRORS {
-            if self.answers.template(None, *code, None).is_none() {
+            let Some(template) = self.answers.template(None, *code, None) else {
                 return Err((
                     "errors".into(),
                     format!(
@@ -181,7 +188,9 @@ impl Dialect {
                         code.as_str()
                     ),
                 ));
-            }
+            };
+            check_lists(template, *code, None)
+                .map_err(|e| ("errors".to_string(), format!("the gateway {e}")))?;
         }
         Ok(())
     }
@@ -252,7 +261,7 @@ impl Dialect {
             }
         };
         let inputs = route.map_or(&[][..], |r| r.inputs.as_slice());
-        let strict = route.is_some_and(|r| r.strict);
+        let patterned = route.and_then(|r| r.accepts.iter().find(|a| a.pattern.is_some()));
         let mut answers = Vec::new();
         for code in codes {
             // Gateway answers (no route matched) use the dialect-wide table.
@@ -261,20 +270,19 @@ impl Dialect {
             } else {
                 route
             };
-            let details: Vec<Option<Detail>> = match code.details() {
-                [] => vec![None],
-                details => details
-                    .iter()
-                    .filter(|d| strict || **d != Detail::UnknownField)
-                    .map(|d| Some(*d))
-                    .collect(),
+            let details = match route {
+                Some(route) => route.details(code),
+                None => match code.details() {
+                    [] => vec![None],
+                    details => details.iter().copied().map(Some).collect(),
+                },
             };
             for detail in details {
                 let table = answering.map(|r| &r.errors);
                 let Some(template) = self.answers.template(table, code, detail) else {
                     continue;
                 };
-                let failure = Failure {
+                let mut failure = Failure {
                     detail,
                     field: inputs.first().map(|f| f.wire.clone()),
                     missing_fields: inputs
@@ -286,6 +294,32 @@ impl Dialect {
                     retry_after: (code == ErrorCode::LockedOut).then_some(900),
                     ..Failure::of(code)
                 };
+                // Samples shaped like what a client's mistake would show.
+                match detail {
+                    Some(Detail::UnknownField) => {
+                        let sample = ("unexpected".to_owned(), decode::Echo("value".into()));
+                        failure.field = Some(sample.0.clone());
+                        failure.quoted = Some(Box::new(answer::Quoted {
+                            value: Some(sample.1.clone()),
+                            pattern: None,
+                            unknown_fields: vec![sample],
+                        }));
+                    }
+                    Some(Detail::PatternMismatch) => {
+                        if let Some(accepted) = patterned {
+                            failure.field = Some(accepted.wire.clone());
+                            failure.quoted = Some(Box::new(answer::Quoted {
+                                value: Some(decode::Echo("invalid".into())),
+                                pattern: accepted.pattern.as_ref().map(|p| p.source.clone()),
+                                unknown_fields: Vec::new(),
+                            }));
+                        }
+                    }
+                    _ => {}
+                }
+                if !answer::fills(detail, template::FieldList::Missing) {
+                    failure.missing_fields.clear();
+                }
                 let mut example = self.render_error(answering, &failure);
                 if route.is_none() {
                     example.status = code.usual_status();
@@ -308,6 +342,33 @@ impl Dialect {
         let routes: Vec<String> = self.routes.iter().map(Route::label).collect();
         format!("{} ({}): {}", self.name, self.origin, routes.join(", "))
     }
+}
+
+/// A failure with `detail` answered by `template` lists only fields it has.
+fn check_lists(
+    template: &answer::ResponseTemplate,
+    code: ErrorCode,
+    detail: Option<Detail>,
+) -> Result<(), String> {
+    let Some(list) = template
+        .lists()
+        .into_iter()
+        .find(|list| !answer::fills(detail, *list))
+    else {
+        return Ok(());
+    };
+    let key = detail.map_or(code.as_str(), Detail::as_str);
+    let hint = match detail {
+        Some(Detail::UnknownField) => {
+            ": it is strict; `each_unknown_field` lists the unknown fields"
+        }
+        _ => "",
+    };
+    Err(format!(
+        "answers `{key}` with `{}`, which would be an empty list for it; \
+         map `{key}` with an answer of its own{hint}",
+        list.key()
+    ))
 }
 
 fn compile_claims(

@@ -130,6 +130,10 @@ pub struct RouteSpec {
     /// Engine input name → wire name (`email`, `password`, `remember`, `company_id`).
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// Body fields the vendor takes that the engine does not read: wire name →
+    /// what its value must be when sent (`{}`: any text).
+    #[serde(default)]
+    pub accepts: BTreeMap<String, AcceptSpec>,
     /// Where the token is read (refresh, revoke, generate_api_key).
     #[serde(default)]
     pub token: Option<CredentialSpec>,
@@ -141,6 +145,15 @@ pub struct RouteSpec {
     pub success: ResponseSpec,
     #[serde(default)]
     pub errors: BTreeMap<String, ResponseSpec>,
+}
+
+/// A body field a route takes without reading it: `{}`, or
+/// `{ pattern = "^password$" }` for a value that must match, when sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptSpec {
+    #[serde(default)]
+    pub pattern: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

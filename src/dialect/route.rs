@@ -8,12 +8,14 @@ use super::answer::{
 };
 use super::binding::{BodyError, RequestView};
 use super::credential::{Credential, TokenSource};
-use super::decode::{self, Encoding, Input, InputField, Inputs, Problem};
+use super::decode::{
+    self, AcceptedField, BodyRules, Encoding, Input, InputField, Inputs, Pattern, Problem,
+};
 use super::model::RouteSpec;
 use super::operation::{Operation, Presented};
 use super::params::route_pattern;
 use super::template::{Node, Placeholder, TextShape, Values};
-use crate::engine::{Call, CredentialKind, EngineError, ErrorCode, RevokeScope};
+use crate::engine::{Call, CredentialKind, Detail, EngineError, ErrorCode, RevokeScope};
 
 /// One operation of the dialect, mounted at a method and path.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub struct Route {
     pub encodings: Vec<Encoding>,
     pub strict: bool,
     pub inputs: Vec<InputField>,
+    /// Body fields taken but not read (`accepts`).
+    pub accepts: Vec<AcceptedField>,
     pub token: Option<Credential>,
     pub scope: RevokeScope,
     /// The values the success body shows.
@@ -111,6 +115,28 @@ impl Route {
             (Some(_), None) => return Err(("token".into(), format!("`{name}` reads no token"))),
             (None, None) => None,
         };
+        let mut accepts = Vec::new();
+        for (wire, accept) in &spec.accepts {
+            if inputs.iter().any(|f| &f.wire == wire) {
+                return Err((
+                    format!("accepts.{wire}"),
+                    format!("`{wire}` is already one of the route's `fields`"),
+                ));
+            }
+            let pattern = accept
+                .pattern
+                .as_deref()
+                .map(Pattern::compile)
+                .transpose()
+                .map_err(|e| (format!("accepts.{wire}.pattern"), e))?;
+            accepts.push(AcceptedField {
+                wire: wire.clone(),
+                pattern,
+            });
+        }
+        if inputs.is_empty() && !accepts.is_empty() {
+            return Err(("accepts".into(), "this route reads no body".into()));
+        }
         if !inputs.is_empty() && spec.encodings.is_empty() {
             return Err((
                 "encodings".into(),
@@ -135,6 +161,7 @@ impl Route {
             encodings: spec.encodings.clone(),
             strict: spec.strict,
             inputs,
+            accepts,
             token,
             scope: spec.scope,
             success_shows: success.body_placeholders(),
@@ -161,14 +188,14 @@ impl Route {
                 BodyError::TooLarge => Failure::of(ErrorCode::PayloadTooLarge),
                 BodyError::Broken => Failure::from_problem(&Problem::InvalidBody, &self.inputs),
             })?;
-            decode::decode(
-                &self.encodings,
-                &self.inputs,
-                self.strict,
-                request.content_type(),
-                body,
-            )
-            .map_err(|problem| Failure::from_problem(&problem, &self.inputs))?
+            let rules = BodyRules {
+                encodings: &self.encodings,
+                fields: &self.inputs,
+                accepts: &self.accepts,
+                strict: self.strict,
+            };
+            decode::decode(rules, request.content_type(), body)
+                .map_err(|problem| Failure::from_problem(&problem, &self.inputs))?
         } else {
             Inputs::default()
         };
@@ -213,6 +240,26 @@ impl Route {
         }
         codes.extend(COMMON_ERRORS);
         codes
+    }
+
+    /// The message keys a failure of `code` on this route can carry: its
+    /// details this route can meet (an unknown field only where strict, a
+    /// pattern mismatch only where a field has a pattern), or `None` for a
+    /// code that has none.
+    pub fn details(&self, code: ErrorCode) -> Vec<Option<Detail>> {
+        match code.details() {
+            [] => vec![None],
+            details => details
+                .iter()
+                .copied()
+                .filter(|detail| match detail {
+                    Detail::UnknownField => self.strict,
+                    Detail::PatternMismatch => self.accepts.iter().any(|a| a.pattern.is_some()),
+                    _ => true,
+                })
+                .map(Some)
+                .collect(),
+        }
     }
 
     /// Path parameters (`{name}` segments) and their segment regexes.

@@ -26,12 +26,17 @@ pub enum Placeholder {
     Expected,
     /// The holder's first role (claims only).
     Role,
+    /// The pattern a body field's value failed to match (errors only).
+    Pattern,
+    /// The value the client sent for the field a problem is about, as sent
+    /// (errors only; FastAPI's `input`).
+    Value,
     /// Always JSON `null` (TOML has no null of its own).
     Null,
 }
 
 impl Placeholder {
-    const ALL: [(&'static str, Placeholder); 15] = [
+    const ALL: [(&'static str, Placeholder); 17] = [
         ("access_token", Self::AccessToken),
         ("refresh_token", Self::RefreshToken),
         ("token_type", Self::TokenType),
@@ -46,6 +51,8 @@ impl Placeholder {
         ("field", Self::Field),
         ("expected", Self::Expected),
         ("role", Self::Role),
+        ("pattern", Self::Pattern),
+        ("value", Self::Value),
         ("null", Self::Null),
     ];
 
@@ -67,6 +74,8 @@ impl Placeholder {
 pub enum Filled {
     Text(String),
     Number(u64),
+    /// A JSON value as a client sent it.
+    Json(Value),
 }
 
 impl Filled {
@@ -74,14 +83,18 @@ impl Filled {
         match self {
             Self::Text(text) => Value::String(text.clone()),
             Self::Number(n) => Value::from(*n),
+            Self::Json(value) => value.clone(),
         }
     }
 
     fn write_to(&self, out: &mut String) {
         match self {
-            Self::Text(text) => out.push_str(text),
+            Self::Text(text) | Self::Json(Value::String(text)) => out.push_str(text),
             Self::Number(n) => {
                 let _ = write!(out, "{n}");
+            }
+            Self::Json(value) => {
+                let _ = write!(out, "{value}");
             }
         }
     }
@@ -93,6 +106,9 @@ pub struct Values {
     filled: Vec<(Placeholder, Filled)>,
     /// Body fields a request lacked, for `each_missing_field` lists.
     missing_fields: Vec<String>,
+    /// Body fields a strict route does not take, with the values sent, for
+    /// `each_unknown_field` lists.
+    unknown_fields: Vec<(String, Value)>,
 }
 
 impl Values {
@@ -115,6 +131,11 @@ impl Values {
 
     pub fn missing_fields(&mut self, fields: Vec<String>) -> &mut Self {
         self.missing_fields = fields;
+        self
+    }
+
+    pub fn unknown_fields(&mut self, fields: Vec<(String, Value)>) -> &mut Self {
+        self.unknown_fields = fields;
         self
     }
 
@@ -213,8 +234,33 @@ impl Text {
     }
 }
 
-/// The key of a list rendered once per missing body field.
-pub const EACH_MISSING_FIELD: &str = "each_missing_field";
+/// The body fields a failure lists, one template item each (FastAPI's 422
+/// `detail`): `{ each_missing_field = <item> }`, `{ each_unknown_field = <item> }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldList {
+    /// Every required field the request lacked, `{{field}}` naming each.
+    Missing,
+    /// Every field a strict route does not take, `{{field}}` naming each
+    /// and `{{value}}` the value sent.
+    Unknown,
+}
+
+impl FieldList {
+    const ALL: [FieldList; 2] = [Self::Missing, Self::Unknown];
+
+    /// The key of the table that is such a list.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Missing => "each_missing_field",
+            Self::Unknown => "each_unknown_field",
+        }
+    }
+
+    fn of_table(table: &toml::Table) -> Option<Self> {
+        let (key, _) = table.iter().next().filter(|_| table.len() == 1)?;
+        Self::ALL.into_iter().find(|list| list.key() == key)
+    }
+}
 
 /// A compiled JSON body template.
 #[derive(Debug, Clone)]
@@ -225,9 +271,8 @@ pub enum Node {
     Text(Text),
     Object(Vec<(String, Node)>),
     Array(Vec<Node>),
-    /// `{ each_missing_field = <item> }`: a list with one `item` per missing
-    /// body field, `{{field}}` naming it (FastAPI's 422 `detail`).
-    EachMissingField(Box<Node>),
+    /// A list with one `item` per field of the failure's [`FieldList`].
+    EachField(FieldList, Box<Node>),
 }
 
 impl Node {
@@ -241,17 +286,15 @@ impl Node {
             toml::Value::Array(items) => {
                 Self::Array(items.iter().map(Self::compile).collect::<Result<_, _>>()?)
             }
-            toml::Value::Table(table)
-                if table.len() == 1 && table.contains_key(EACH_MISSING_FIELD) =>
-            {
-                Self::EachMissingField(Box::new(Self::compile(&table[EACH_MISSING_FIELD])?))
-            }
-            toml::Value::Table(table) => Self::Object(
-                table
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), Self::compile(v)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
+            toml::Value::Table(table) => match FieldList::of_table(table) {
+                Some(list) => Self::EachField(list, Box::new(Self::compile(&table[list.key()])?)),
+                None => Self::Object(
+                    table
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), Self::compile(v)?)))
+                        .collect::<Result<_, String>>()?,
+                ),
+            },
         })
     }
 
@@ -269,7 +312,17 @@ impl Node {
             Self::Text(text) => out.extend(text.placeholders()),
             Self::Object(fields) => fields.iter().for_each(|(_, n)| n.collect(out)),
             Self::Array(items) => items.iter().for_each(|n| n.collect(out)),
-            Self::EachMissingField(item) => item.collect(out),
+            Self::EachField(_, item) => item.collect(out),
+        }
+    }
+
+    /// Every field list the template holds, outermost first.
+    pub fn lists(&self) -> Vec<FieldList> {
+        match self {
+            Self::Literal(_) | Self::Typed(_) | Self::Stringified(_) | Self::Text(_) => Vec::new(),
+            Self::Object(fields) => fields.iter().flat_map(|(_, n)| n.lists()).collect(),
+            Self::Array(items) => items.iter().flat_map(Self::lists).collect(),
+            Self::EachField(list, item) => std::iter::once(*list).chain(item.lists()).collect(),
         }
     }
 
@@ -292,13 +345,25 @@ impl Node {
                     .collect::<Map<_, _>>(),
             ),
             Self::Array(items) => Value::Array(items.iter().map(|n| n.render(values)).collect()),
-            Self::EachMissingField(item) => Value::Array(
+            Self::EachField(FieldList::Missing, item) => Value::Array(
                 values
                     .missing_fields
                     .iter()
                     .map(|field| {
                         let mut one = values.clone();
                         one.text(Placeholder::Field, field.clone());
+                        item.render(&one)
+                    })
+                    .collect(),
+            ),
+            Self::EachField(FieldList::Unknown, item) => Value::Array(
+                values
+                    .unknown_fields
+                    .iter()
+                    .map(|(field, value)| {
+                        let mut one = values.clone();
+                        one.text(Placeholder::Field, field.clone())
+                            .set(Placeholder::Value, Filled::Json(value.clone()));
                         item.render(&one)
                     })
                     .collect(),
@@ -370,6 +435,29 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&node.render(&values)).unwrap(),
             r#"{"detail":[{"type":"missing","loc":["body","username"],"input":null},{"type":"missing","loc":["body","password"],"input":null}]}"#
+        );
+    }
+
+    #[test]
+    fn each_unknown_field_renders_each_field_with_the_value_sent() {
+        let node = body(
+            r#"detail = { each_unknown_field = { type = "extra_forbidden", loc = ["body", "{{field}}"], input = "{{value}}" } }"#,
+        );
+        assert_eq!(node.lists(), [FieldList::Unknown]);
+        let mut values = Values::default();
+        values.unknown_fields(vec![
+            ("scope".into(), Value::from("read")),
+            ("n".into(), Value::from(7)),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&node.render(&values)).unwrap(),
+            r#"{"detail":[{"type":"extra_forbidden","loc":["body","scope"],"input":"read"},{"type":"extra_forbidden","loc":["body","n"],"input":7}]}"#
+        );
+        // Nothing to list: an empty list (what `check` keeps a dialect from answering).
+        values.unknown_fields(Vec::new());
+        assert_eq!(
+            serde_json::to_string(&node.render(&values)).unwrap(),
+            r#"{"detail":[]}"#
         );
     }
 

@@ -53,7 +53,8 @@ macro_rules! error_codes {
 
 error_codes! {
     MalformedRequest = "malformed_request", 400, "Malformed request", [],
-        [NoBody, InvalidBody, UnsupportedEncoding, MissingField, WrongType, UnknownField];
+        [NoBody, InvalidBody, UnsupportedEncoding, MissingField, WrongType, UnknownField,
+         PatternMismatch];
     UnknownUser = "unknown_user", 401, "Invalid credentials", [InvalidCredentials], [];
     WrongPassword = "wrong_password", 401, "Invalid credentials", [InvalidCredentials], [];
     InvalidCredentials = "invalid_credentials", 401, "Invalid credentials", [], [];
@@ -99,6 +100,7 @@ details! {
     MissingField = "missing_field", "Missing field: {{field}}";
     UnknownField = "unknown_field", "Unknown field: {{field}}";
     WrongType = "wrong_type", "Field {{field}} must be a {{expected}}";
+    PatternMismatch = "pattern_mismatch", "Field {{field}} must match {{pattern}}";
     TokenInvalid = "token_invalid", "Invalid token";
     TokenExpired = "token_expired", "Token has expired";
     TokenRevoked = "token_revoked", "Token has been revoked";

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
@@ -124,6 +124,14 @@ impl KeyPair {
                     encoding.map_err(|e| format!("not a PEM private key for {alg:?} ({e})"))?;
                 let jwk = Jwk::from_encoding_key(&encoding, alg)
                     .map_err(|e| format!("cannot derive the public key ({e})"))?;
+                if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+                    let bits = modulus_bits(&rsa.n)?;
+                    if bits < MIN_RSA_BITS {
+                        return Err(format!(
+                            "an RSA key must have at least {MIN_RSA_BITS} bits; this one has {bits}"
+                        ));
+                    }
+                }
                 let decoding = DecodingKey::from_jwk(&jwk)
                     .map_err(|e| format!("unusable public key ({e})"))?;
                 let jwk = serde_json::to_value(&jwk).map_err(|e| e.to_string())?;
@@ -142,6 +150,21 @@ impl KeyPair {
             other => Err(format!("{other:?} keys are not supported")),
         }
     }
+}
+
+/// RSA keys shorter than this are refused (NIST SP 800-131A).
+const MIN_RSA_BITS: usize = 2048;
+
+/// The size in bits of an RSA modulus given as a JWK's base64url `n`.
+fn modulus_bits(n: &str) -> Result<usize, String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(n)
+        .map_err(|_| "unreadable RSA modulus".to_string())?;
+    let mut significant = bytes.iter().skip_while(|b| **b == 0);
+    Ok(match significant.next() {
+        Some(first) => (significant.count() + 1) * 8 - first.leading_zeros() as usize,
+        None => 0,
+    })
 }
 
 fn ed25519_pair(kid: String, key: &ed25519_dalek::SigningKey) -> Result<KeyPair, String> {
@@ -192,4 +215,30 @@ pub fn from_stored(stored: &StoredSigningKey) -> anyhow::Result<KeyPair> {
     let key = ed25519_dalek::SigningKey::from_pkcs8_der(&stored.pkcs8_der)
         .map_err(|e| anyhow::anyhow!("stored signing key is unreadable: {e}"))?;
     ed25519_pair(stored.kid.clone(), &key).map_err(anyhow::Error::msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modulus_bits_counts_from_the_first_set_bit() {
+        assert_eq!(
+            modulus_bits(&URL_SAFE_NO_PAD.encode([0x00, 0x80, 0, 0])).unwrap(),
+            24
+        );
+        assert_eq!(
+            modulus_bits(&URL_SAFE_NO_PAD.encode([0x01, 0xff])).unwrap(),
+            9
+        );
+        assert_eq!(
+            modulus_bits(&URL_SAFE_NO_PAD.encode([0xc0; 256])).unwrap(),
+            2048
+        );
+        assert_eq!(
+            modulus_bits(&URL_SAFE_NO_PAD.encode([0x7f; 256])).unwrap(),
+            2047
+        );
+        assert_eq!(modulus_bits("").unwrap(), 0);
+    }
 }

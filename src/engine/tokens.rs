@@ -10,8 +10,9 @@ use super::error::TokenProblem;
 use super::keys::KeySet;
 use crate::store::unix_now;
 
-/// Tolerated clock difference between replicas for `nbf`.
-const NBF_SKEW_SECS: u64 = 30;
+/// Tolerated clock difference between replicas for `nbf` and `iat`, and
+/// the slack a token's lifetime may have over the tenant's TTL.
+const SKEW_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +51,9 @@ pub struct Expectation<'a> {
     pub audience: &'a str,
     pub tenant: &'a str,
     pub typ: TokenType,
+    /// The longest the tenant issues a token of that type for: `exp - iat`
+    /// may exceed it by [`SKEW_SECS`] at most.
+    pub max_lifetime_secs: u64,
 }
 
 /// Signs `claims`, plus a dialect's `extra` claims, with the tenant's
@@ -79,13 +83,18 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "tid", "sid", "email", "roles", "cid",
 ];
 
-/// Verifies signature, algorithm, issuer, audience, tenant, time and type.
+/// Verifies signature, algorithm, issuer, audience, tenant, time, type and
+/// lifetime. A `crit` header is refused: polyauth understands no extension
+/// (RFC 7515 §4.1.11).
 pub fn verify(
     keys: &KeySet,
     token: &str,
     expect: &Expectation<'_>,
 ) -> Result<Claims, TokenProblem> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
+    if header.crit.is_some() {
+        return Err(TokenProblem::Invalid);
+    }
     let kid = header.kid.as_deref().ok_or(TokenProblem::Invalid)?;
     let key = keys.verifying(kid).ok_or(TokenProblem::Invalid)?;
     if header.alg != key.alg {
@@ -103,11 +112,16 @@ pub fn verify(
             _ => TokenProblem::Invalid,
         })?
         .claims;
-    if claims.nbf > unix_now() + NBF_SKEW_SECS || claims.tid != expect.tenant {
+    let now = unix_now();
+    if claims.nbf > now + SKEW_SECS || claims.iat > now + SKEW_SECS || claims.tid != expect.tenant {
         return Err(TokenProblem::Invalid);
     }
     if claims.typ != expect.typ {
         return Err(TokenProblem::WrongType);
+    }
+    // A token the tenant could not have issued, even if signed with its key.
+    if claims.exp.saturating_sub(claims.iat) > expect.max_lifetime_secs.saturating_add(SKEW_SECS) {
+        return Err(TokenProblem::Invalid);
     }
     Ok(claims)
 }

@@ -83,11 +83,18 @@ impl Engine {
         if token.is_empty() {
             return Err(EngineError::MissingToken);
         }
+        let lifetimes = &tenant.lifetimes;
+        let max_lifetime = match typ {
+            TokenType::Access => lifetimes.access,
+            // A remembered session's refresh token lives longer.
+            TokenType::Refresh => lifetimes.refresh.max(lifetimes.remember_refresh),
+        };
         let expect = Expectation {
             issuer: &tenant.issuer,
             audience: &tenant.audience,
             tenant: &tenant.id,
             typ,
+            max_lifetime_secs: max_lifetime.as_secs(),
         };
         tokens::verify(&tenant.keys, token, &expect).map_err(EngineError::InvalidToken)
     }

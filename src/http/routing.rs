@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, Resource, Route, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
 
 use super::request::to_http;
 use super::state::TenantContext;
@@ -32,10 +32,22 @@ impl RouteTag {
             .find(|(m, _)| m == method)
             .map_or("method_not_allowed", |(_, name)| name.as_str())
     }
+
+    /// The methods the resource serves, as an `Allow` header lists them.
+    pub fn allow(&self) -> String {
+        let mut methods: Vec<&str> = Vec::new();
+        for (method, _) in self.0.iter() {
+            if !methods.contains(&method.as_str()) {
+                methods.push(method.as_str());
+            }
+        }
+        methods.join(", ")
+    }
 }
 
 /// A resource at `paths` serving `routes` (method, log name, handler);
-/// any other method gets the dialect's `method_not_allowed`.
+/// any other method gets the dialect's `method_not_allowed`, with an
+/// `Allow` header naming the methods it serves (RFC 9110).
 pub fn resource(paths: Vec<String>, routes: Vec<(Method, String, Route)>) -> Resource {
     let tags: Vec<(Method, String)> = routes
         .iter()
@@ -57,12 +69,17 @@ pub async fn not_found(context: web::Data<TenantContext>) -> HttpResponse {
     )
 }
 
-async fn method_not_allowed(context: web::Data<TenantContext>) -> HttpResponse {
-    to_http(
-        context
-            .dialect
-            .render_error(None, &Failure::of(ErrorCode::MethodNotAllowed)),
-    )
+async fn method_not_allowed(req: HttpRequest, context: web::Data<TenantContext>) -> HttpResponse {
+    let mut answer = context
+        .dialect
+        .render_error(None, &Failure::of(ErrorCode::MethodNotAllowed));
+    if let Some(tag) = req.app_data::<RouteTag>() {
+        answer
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("allow"));
+        answer.headers.push(("Allow".into(), tag.allow()));
+    }
+    to_http(answer)
 }
 
 /// No tenant is mounted here.

@@ -280,7 +280,7 @@ fn header_schema(shapes: &[&TextShape]) -> utoipa::openapi::header::Header {
 }
 
 fn request_body(route: &Route) -> utoipa::openapi::request_body::RequestBody {
-    let body = schema::of_inputs(&route.inputs, route.strict);
+    let body = schema::of_inputs(&route.inputs, &route.accepts, route.strict);
     let mut media_types: Vec<&str> = Vec::new();
     for encoding in &route.encodings {
         let media_type = match encoding {

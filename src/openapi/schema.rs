@@ -7,7 +7,7 @@ use utoipa::openapi::schema::{
     Schema, SchemaFormat, SchemaType, Type,
 };
 
-use crate::dialect::decode::{Input, InputField};
+use crate::dialect::decode::{AcceptedField, Input, InputField};
 use crate::dialect::template::{Node, Placeholder};
 
 /// The schema of every body a template can render.
@@ -40,7 +40,7 @@ pub fn of_template(node: &Node) -> Schema {
             }
             array.into()
         }
-        Node::EachMissingField(item) => ArrayBuilder::new()
+        Node::EachField(_, item) => ArrayBuilder::new()
             .items(ArrayItems::RefOrSchema(Box::new(of_template(item).into())))
             .into(),
     }
@@ -66,8 +66,8 @@ pub fn any_of(mut schemas: Vec<Schema>) -> Schema {
     any.into()
 }
 
-/// The body a route reads: its inputs as properties.
-pub fn of_inputs(inputs: &[InputField], strict: bool) -> Schema {
+/// The body a route reads: its inputs and the fields it accepts besides, as properties.
+pub fn of_inputs(inputs: &[InputField], accepts: &[AcceptedField], strict: bool) -> Schema {
     let mut object = ObjectBuilder::new().schema_type(Type::Object);
     if strict {
         object =
@@ -88,6 +88,12 @@ pub fn of_inputs(inputs: &[InputField], strict: bool) -> Schema {
         if field.required {
             object = object.required(&field.wire);
         }
+    }
+    for field in accepts {
+        let property = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(field.pattern.as_ref().map(|p| p.source.clone()));
+        object = object.property(&field.wire, property);
     }
     object.into()
 }
@@ -111,6 +117,12 @@ fn literal(value: &Value) -> Schema {
 fn typed(placeholder: Placeholder) -> Schema {
     let kind = match placeholder {
         Placeholder::Null => return ObjectBuilder::new().schema_type(Type::Null).into(),
+        // Whatever JSON the client sent.
+        Placeholder::Value => {
+            return ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .into();
+        }
         Placeholder::ExpiresIn | Placeholder::RefreshExpiresIn | Placeholder::RetryAfter => {
             Type::Integer
         }
@@ -143,6 +155,8 @@ fn nullable(placeholder: Placeholder) -> bool {
             | Placeholder::Role
             | Placeholder::Field
             | Placeholder::Expected
+            | Placeholder::Pattern
+            | Placeholder::Value
             | Placeholder::RetryAfter
             | Placeholder::RefreshToken
             | Placeholder::RefreshExpiresIn

@@ -681,3 +681,149 @@ fn redis_settings_load_with_their_defaults() {
         "redis://127.0.0.1:6379/0"
     );
 }
+
+#[test]
+fn a_strict_route_answering_unknown_fields_with_an_empty_list_is_rejected() {
+    // The strict copy of oauth-form without its `unknown_field` answer would
+    // answer an unknown field with the missing-field list: `{"detail":[]}`.
+    let strict = crate::oauth_form::strict_form();
+    let broken: String = strict
+        .lines()
+        .filter(|line| !line.starts_with("unknown_field = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let error = error_of(tenant_with("").dialect("strict-form", &broken));
+    assert_error(
+        &error,
+        "strict-form.toml",
+        "routes[0].errors",
+        "answers `unknown_field` with `each_missing_field`, which would be an empty list",
+    );
+    // With it, the file loads.
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_in(dir.path(), &tenant_with("").dialect("strict-form", &strict));
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+}
+
+#[test]
+fn a_field_list_where_the_failure_has_no_fields_is_rejected() {
+    let error = broken_dialect_error(|d| {
+        d.replacen(
+            "[errors]",
+            "[errors]\nunknown_user = { status = 401, body = { detail = { each_missing_field = { loc = \"{{field}}\" } } } }",
+            1,
+        )
+    });
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[0].errors",
+        "answers `unknown_user` with `each_missing_field`",
+    );
+}
+
+#[test]
+fn an_accepted_field_with_a_bad_pattern_is_rejected() {
+    let error = broken_dialect_error(|d| {
+        d.replacen(
+            "strict = true",
+            "strict = true\naccepts = { grant_type = { pattern = \"^(password$\" } }",
+            1,
+        )
+    });
+    assert_error(
+        &error,
+        "broken.toml",
+        "routes[0].accepts.grant_type.pattern",
+        "is not a regex",
+    );
+}
+
+fn tenant_with_roles(user_roles: &str, company_roles: &str) -> Setup {
+    Setup::new().tenant(
+        "t",
+        format!(
+            "{}\n[[users]]\nemail = \"roles@t.test\"\npassword_hash = \"{}\"\nroles = {user_roles}\n\
+             [[companies]]\nid = \"c1\"\nroles = {company_roles}\n",
+            pixyle_tenant("t", "/t", ""),
+            password_hash(PASSWORD)
+        ),
+    )
+}
+
+#[test]
+fn roles_that_are_not_header_safe_are_rejected() {
+    for (roles, problem) in [
+        (r#"["user", "ad,min"]"#, "must not hold `,`"),
+        (r#"["user", "ad\nmin"]"#, "control characters"),
+        (r#"["user", "ad\u007fmin"]"#, "control characters"),
+        (r#"["user", "administrateur·rice"]"#, "must be ASCII"),
+        (r#"["user", ""]"#, "must not be empty"),
+    ] {
+        // The fourth user of the file (three come with every pixyle tenant).
+        let error = error_of(tenant_with_roles(roles, "[]"));
+        assert_error(&error, "t.toml", "users[3].roles[1]", problem);
+        let error = error_of(tenant_with_roles("[]", roles));
+        assert_error(&error, "t.toml", "companies[0].roles[1]", problem);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fine = load_in(
+        dir.path(),
+        &tenant_with_roles(r#"["user", "billing:read", "team admin"]"#, r#"["client"]"#),
+    );
+    assert!(fine.is_ok(), "{:?}", fine.err());
+}
+
+#[test]
+fn an_email_with_a_control_character_is_rejected() {
+    let setup = Setup::new().tenant(
+        "t",
+        format!(
+            "{}\n[[users]]\nemail = \"bad\\u0007@t.test\"\npassword_hash = \"{}\"\n",
+            pixyle_tenant("t", "/t", ""),
+            password_hash(PASSWORD)
+        ),
+    );
+    assert_error(
+        &error_of(setup),
+        "t.toml",
+        "users[3].email",
+        "control character",
+    );
+}
+
+/// A PEM RSA private key of `bits` bits, made by `openssl genrsa` in `dir`.
+fn rsa_key(dir: &Path, bits: u32) -> String {
+    let path = dir.join(format!("rsa-{bits}.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+        .arg(format!("rsa_keygen_bits:{bits}"))
+        .arg("-out")
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    format!("{:?}", path.display().to_string())
+}
+
+#[test]
+fn an_rsa_key_under_2048_bits_is_rejected_and_2048_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = rsa_key(dir.path(), 1024);
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"rsa-1\"\nalg = \"RS256\"\nprivate_key_file = {short}"
+    ));
+    assert_error(
+        &error_in(dir.path(), &setup),
+        "t.toml",
+        "keys[0].private_key_file",
+        "at least 2048 bits; this one has 1024",
+    );
+    let long = rsa_key(dir.path(), 2048);
+    let setup = tenant_with(&format!(
+        "[[keys]]\nkid = \"rsa-2\"\nalg = \"RS256\"\nprivate_key_file = {long}"
+    ));
+    let loaded = load_in(dir.path(), &setup).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.tenants[0].keys[0].signing.kid, "rsa-2");
+}

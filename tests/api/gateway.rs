@@ -407,3 +407,70 @@ async fn concurrent_logins_queue_on_the_hashing_pool_and_all_answer() {
         404
     );
 }
+
+#[tokio::test]
+async fn every_405_names_the_allowed_methods() {
+    let tenant = |id: &str, dialect: &str| {
+        format!(
+            "id = \"{id}\"\ndialect = \"{dialect}\"\npath_prefix = \"/{id}\"\nissuer = \"iss\"\naudience = \"aud\"\n"
+        )
+    };
+    let app = TestApp::spawn(
+        Setup::new()
+            .tenant("a", pixyle_tenant("a", "/a", ""))
+            .tenant("v", tenant("v", "visualyze"))
+            .tenant("e", tenant("e", "elyssa")),
+    )
+    .await;
+    let cases = [
+        (reqwest::Method::GET, "/a/auth/v1/token", "POST"),
+        (reqwest::Method::POST, "/a/auth/v1/revoke_access", "DELETE"),
+        (reqwest::Method::PUT, "/a/_polyauth/verify", "GET, POST"),
+        (reqwest::Method::DELETE, "/a/openapi.json", "GET"),
+        (
+            reqwest::Method::POST,
+            "/v/api/v1/user/apikey/generate",
+            "GET",
+        ),
+        // Both forms of a path with a tolerated trailing slash.
+        (reqwest::Method::GET, "/e/auth/login/", "POST"),
+        (reqwest::Method::GET, "/e/auth/login", "POST"),
+    ];
+    for (method, path, allow) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_non_ascii_email_is_percent_encoded_in_x_auth_email() {
+    let tenant = format!(
+        "{}\n[[users]]\nemail = \"Jürgen@Bücher.test\"\npassword_hash = \"{}\"\nroles = [\"reader\"]\n",
+        pixyle_tenant("a", "/a", ""),
+        password_hash(PASSWORD)
+    );
+    let app = TestApp::spawn(Setup::new().tenant("a", tenant)).await;
+    let (status, body) = app.pixyle_login("/a", "jürgen@bücher.test", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let response = app
+        .verify("/a", body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-auth-email"].as_bytes(),
+        b"j%C3%BCrgen@b%C3%BCcher.test"
+    );
+    assert_eq!(response.headers()["x-auth-roles"], "reader");
+    // An ASCII email goes as it is.
+    let (_, body) = app.pixyle_login("/a", "user@a.test", PASSWORD).await;
+    let response = app
+        .verify("/a", body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(response.headers()["x-auth-email"], "user@a.test");
+}

@@ -251,3 +251,136 @@ async fn sliding_stops_at_the_end_of_the_session() {
         (401, json!({"detail": "Could not validate credentials"}))
     );
 }
+
+#[tokio::test]
+async fn grant_type_when_sent_must_be_password_as_fastapi_checks_it() {
+    let app = app().await;
+    let login = |extra: &'static [(&'static str, &'static str)]| {
+        let mut form = vec![("username", "user@of.test"), ("password", PASSWORD)];
+        form.extend_from_slice(extra);
+        app.client
+            .post(app.url("/of/auth/login"))
+            .form(&form)
+            .send()
+    };
+    let refused = login(&[("grant_type", "client_credentials")])
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        refused.text().await.unwrap(),
+        r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","grant_type"],"msg":"String should match pattern '^password$'","input":"client_credentials","ctx":{"pattern":"^password$"}}]}"#
+    );
+    // The same in a multipart body; `passwords` does not match the whole pattern.
+    let form = reqwest::multipart::Form::new()
+        .text("username", "user@of.test")
+        .text("password", PASSWORD)
+        .text("grant_type", "passwords");
+    let multipart = app
+        .client
+        .post(app.url("/of/auth/login"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(multipart).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["input"], "passwords");
+
+    // What a stock OAuth2 client sends: grant_type=password, scope, client credentials.
+    for extra in [
+        &[("grant_type", "password")][..],
+        &[
+            ("grant_type", "password"),
+            ("scope", "read write"),
+            ("client_id", "cli"),
+            ("client_secret", "s3cret"),
+        ],
+        &[("grant_type", "")],
+        &[],
+    ] {
+        let (status, body) = status_json(login(extra).await.unwrap()).await;
+        assert_eq!(
+            (status, &body["token_type"]),
+            (200, &json!("bearer")),
+            "{extra:?}"
+        );
+    }
+}
+
+const OAUTH_FORM: &str = include_str!("../../dialects/oauth-form.toml");
+
+/// The built-in oauth-form dialect, renamed `strict-form`, its login strict.
+pub fn strict_form() -> String {
+    let strict = OAUTH_FORM
+        .replace(r#"name = "oauth-form""#, r#"name = "strict-form""#)
+        .replacen(
+            r#"encodings = ["form", "multipart", "json"]"#,
+            "encodings = [\"form\", \"multipart\", \"json\"]\nstrict = true",
+            1,
+        );
+    assert!(strict.contains("strict = true"));
+    strict
+}
+
+#[tokio::test]
+async fn a_strict_copy_lists_every_unknown_field_as_fastapi_forbids_extras() {
+    let tenant = format!(
+        "id = \"sf\"\ndialect = \"strict-form\"\npath_prefix = \"/sf\"\nissuer = \"iss\"\naudience = \"aud\"\n\
+         [[users]]\nemail = \"user@sf.test\"\npassword_hash = \"{}\"\n",
+        password_hash(PASSWORD)
+    );
+    let app = TestApp::spawn(
+        Setup::new()
+            .tenant("sf", tenant)
+            .dialect("strict-form", &strict_form()),
+    )
+    .await;
+    let url = app.url("/sf/auth/login");
+    let response = app
+        .client
+        .post(&url)
+        .form(&[
+            ("username", "user@sf.test"),
+            ("password", PASSWORD),
+            ("scope", "read"),
+            ("remember", "yes"),
+            ("tenant", "other"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"detail":[{"type":"extra_forbidden","loc":["body","remember"],"msg":"Extra inputs are not permitted","input":"yes"},{"type":"extra_forbidden","loc":["body","tenant"],"msg":"Extra inputs are not permitted","input":"other"}]}"#
+    );
+    // In JSON, `input` is the value as sent.
+    let json = app
+        .post_json(
+            "/sf/auth/login",
+            &json!({"username": "user@sf.test", "password": PASSWORD, "n": 7}),
+        )
+        .await;
+    assert_eq!(
+        status_json(json).await,
+        (
+            422,
+            json!({"detail": [{"type": "extra_forbidden", "loc": ["body", "n"], "msg": "Extra inputs are not permitted", "input": 7}]})
+        )
+    );
+    // The accepted fields are no extras.
+    let accepted = app
+        .client
+        .post(&url)
+        .form(&[
+            ("username", "user@sf.test"),
+            ("password", PASSWORD),
+            ("grant_type", "password"),
+            ("client_id", "c"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+}

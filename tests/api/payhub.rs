@@ -330,3 +330,68 @@ async fn verify_refuses_a_valid_token_sent_with_a_bad_or_foreign_api_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_browser_form_data_login_is_multipart_and_works() {
+    let app = app_with("").await;
+    // What `fetch(url, { method: "POST", body: new FormData(form) })` sends.
+    let form = reqwest::multipart::Form::new()
+        .text("emailId", "Merchant@PH.test")
+        .text("password", PASSWORD);
+    let response = app
+        .client
+        .post(app.url("/ph/user/login"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let (status, body) = status_json(response).await;
+    assert_eq!(
+        (status, &body["responseCode"]),
+        (200, &json!(200)),
+        "{body}"
+    );
+    assert_eq!(body["responseData"]["emailId"], "merchant@ph.test");
+    let token = body["responseData"]["token"].as_str().unwrap();
+    let verified = app
+        .client
+        .get(app.url("/ph/_polyauth/verify"))
+        .header("token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+
+    let wrong = reqwest::multipart::Form::new()
+        .text("emailId", "merchant@ph.test")
+        .text("password", "nope");
+    let response = app
+        .client
+        .post(app.url("/ph/user/login"))
+        .multipart(wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(response).await,
+        (200, refusal(405, "Please provide valid password"))
+    );
+    let missing = reqwest::multipart::Form::new().text("emailId", "merchant@ph.test");
+    let response = app
+        .client
+        .post(app.url("/ph/user/login"))
+        .multipart(missing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(response).await,
+        (200, refusal(400, "Please provide valid details."))
+    );
+}

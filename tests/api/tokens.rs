@@ -241,3 +241,93 @@ async fn configured_hs256_and_rotated_keys_verify() {
     assert_eq!(app.verify("/a", &old_token).await.status(), 200);
     assert_eq!(app.verify("/a", &new_token).await.status(), 200);
 }
+
+const TEST_SECRET: &[u8] = b"a test secret of forty bytes, not random";
+
+/// Tenant `a` signing with an HS256 key the test knows, so it can sign its
+/// own tokens; `extra` goes after the key.
+async fn tenant_with_known_key(extra: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hs256.secret");
+    std::fs::write(&secret, TEST_SECRET).unwrap();
+    let keys = format!(
+        "{extra}\n[[keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret_file = {:?}\n",
+        secret.display().to_string()
+    );
+    Setup::new()
+        .tenant("a", pixyle_tenant("a", "/a", &keys))
+        .write(dir.path());
+    TestApp::start_in(dir).await
+}
+
+/// `claims` signed with the tenant's own key, with `header` changed by `edit`.
+fn signed(claims: &Value, edit: impl FnOnce(&mut jsonwebtoken::Header)) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    edit(&mut header);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_with_a_crit_header_is_refused() {
+    let app = tenant_with_known_key("").await;
+    let c = claims(&access_token(&app, "/a", "a").await);
+    // Signed the same way without `crit`, it verifies: the header is why.
+    assert_eq!(app.verify("/a", &signed(&c, |_| {})).await.status(), 200);
+    let critical = signed(&c, |h| {
+        h.crit = Some(vec!["x-polyauth-test".into()]);
+        h.extras.insert("x-polyauth-test".into(), "1".into());
+    });
+    assert_eq!(header(&critical)["crit"], json!(["x-polyauth-test"]));
+    assert_refused(&app, &critical, "Invalid token").await;
+    let empty = signed(&c, |h| h.crit = Some(Vec::new()));
+    assert_refused(&app, &empty, "Invalid token").await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_tenants_ttl_is_refused() {
+    let app = tenant_with_known_key(
+        "[tokens]\naccess_ttl = \"10m\"\nrefresh_ttl = \"1h\"\nremember_refresh_ttl = \"2h\"",
+    )
+    .await;
+    let (status, body) = app.pixyle_login("/a", "user@a.test", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let access = claims(body["access_token"].as_str().unwrap());
+    let refresh = claims(body["refresh_token"].as_str().unwrap());
+    let now = polyauth::store::unix_now();
+    let living = |mut c: Value, iat: u64, lifetime: u64| {
+        c["iat"] = json!(iat);
+        c["nbf"] = json!(iat);
+        c["exp"] = json!(iat + lifetime);
+        signed(&c, |_| {})
+    };
+    // Up to the TTL and 30 s of skew, as the tenant could have issued it.
+    let ok = living(access.clone(), now - 5, 600 + 30);
+    assert_eq!(app.verify("/a", &ok).await.status(), 200);
+    let long = living(access.clone(), now - 5, 600 + 31);
+    assert_refused(&app, &long, "Invalid token").await;
+    // Backdating `iat` makes it no younger.
+    let backdated = living(access.clone(), now - 86_400, 86_400 + 600);
+    assert_refused(&app, &backdated, "Invalid token").await;
+    // Nor does dating it in the future.
+    let future = living(access, now + 3_600, 600);
+    assert_refused(&app, &future, "Invalid token").await;
+
+    // A refresh token may live up to `remember_refresh_ttl`.
+    let refresh_with = |token: String| {
+        app.client
+            .post(app.url("/a/auth/v1/refresh"))
+            .bearer_auth(token)
+            .send()
+    };
+    let remembered = living(refresh.clone(), now - 5, 7_200);
+    assert_eq!(refresh_with(remembered).await.unwrap().status(), 200);
+    let too_long = living(refresh, now - 5, 7_200 + 31);
+    let (status, body) = status_json(refresh_with(too_long).await.unwrap()).await;
+    assert_eq!((status, body), (401, json!({"error": "Invalid token"})));
+}

@@ -57,13 +57,15 @@ pub async fn decide(
 }
 
 /// The principal as `X-Auth-*` headers; a value that cannot be a header
-/// value is left out.
+/// value is left out. Roles are header-safe (checked at startup); an email
+/// that is not plain ASCII is percent-encoded.
 pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal) {
     let roles = principal.roles.join(",");
+    let email = principal.email.as_deref().map(header_safe_email);
     let headers = [
         ("x-auth-tenant", Some(principal.tenant.as_str())),
         ("x-auth-subject", Some(principal.subject.as_str())),
-        ("x-auth-email", principal.email.as_deref()),
+        ("x-auth-email", email.as_deref()),
         ("x-auth-roles", Some(roles.as_str())),
         ("x-auth-company", principal.company.as_deref()),
     ];
@@ -72,6 +74,25 @@ pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal
             response.insert_header((name, value));
         }
     }
+}
+
+/// `email` as it goes in `X-Auth-Email`: unchanged when it is printable
+/// ASCII, else percent-encoded as UTF-8 (RFC 3986), every byte but letters,
+/// digits, `-._~`, `@` and `+` (so `%` itself is encoded too):
+/// `jürgen@example.com` → `j%C3%BCrgen@example.com`.
+pub fn header_safe_email(email: &str) -> std::borrow::Cow<'_, str> {
+    if email.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return email.into();
+    }
+    let mut encoded = String::with_capacity(email.len() * 3);
+    for byte in email.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@+".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded.into()
 }
 
 /// Forward-auth: is this credential allowed?
@@ -88,7 +109,7 @@ pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal
         (status = 200, description = "The credential is valid.", headers(
             ("X-Auth-Tenant" = String, description = "The tenant id."),
             ("X-Auth-Subject" = String, description = "The subject: a user or company id."),
-            ("X-Auth-Email" = String, description = "The user's email, when the subject has one."),
+            ("X-Auth-Email" = String, description = "The user's email, when the subject has one; percent-encoded (RFC 3986) when it is not ASCII."),
             ("X-Auth-Roles" = String, description = "The roles, comma-separated."),
             ("X-Auth-Company" = String, description = "The company id, when the subject has one."),
         )),
@@ -112,5 +133,24 @@ pub async fn verify(
             response.finish()
         }
         Err(error) => to_http(context.dialect.verify_error(&Failure::from(error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe_email;
+
+    #[test]
+    fn only_an_email_beyond_ascii_is_percent_encoded() {
+        assert_eq!(
+            header_safe_email("user+tag@example.com"),
+            "user+tag@example.com"
+        );
+        assert_eq!(header_safe_email("a%b@example.com"), "a%b@example.com");
+        assert_eq!(
+            header_safe_email("jürgen@exämple.com"),
+            "j%C3%BCrgen@ex%C3%A4mple.com"
+        );
+        assert_eq!(header_safe_email("ü%@x.test"), "%C3%BC%25@x.test");
     }
 }
