@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
 async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let loaded = config::load(&dir)?;
     telemetry::init(loaded.server.log_format);
+    crate::http::limits::make_room_for(loaded.server.max_connections);
     let tenants: Vec<String> = loaded
         .tenants
         .iter()

@@ -45,6 +45,7 @@ impl Application {
         let state = AppState {
             engine,
             max_body_bytes: server.max_body_bytes,
+            body_timeout: server.body_timeout.0,
             trusted_proxies: server.trusted_proxies.clone(),
         };
         let workers = server
@@ -52,7 +53,12 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let port = public.local_addr()?.port();
         let admin_port = admin.local_addr()?.port();
-        let servers = http::serve(state, tenants, workers, public, admin)?;
+        let listening = http::Listening {
+            workers,
+            max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
+        };
+        let servers = http::serve(state, tenants, listening, public, admin)?;
         Ok(Self {
             port,
             admin_port,

@@ -127,12 +127,14 @@ fn load_server(
         .map_err(|e| ConfigError::new(&file, "", e.to_string()))?;
     let server: ServerConfig = serde_path_to_error::deserialize(built)
         .map_err(|e| ConfigError::new(&file, e.path().to_string(), e.into_inner().to_string()))?;
-    if server.max_body_bytes == 0 {
-        return Err(ConfigError::new(
-            &file,
-            "max_body_bytes",
-            "must be above zero",
-        ));
+    for (key, value) in [
+        ("max_body_bytes", server.max_body_bytes),
+        ("max_connections", server.max_connections),
+        ("max_connections_per_ip", server.max_connections_per_ip),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::new(&file, key, "must be above zero"));
+        }
     }
     if server.hashing.max_concurrent == 0 {
         return Err(ConfigError::new(
@@ -247,6 +249,12 @@ fn validate_tenant(
             return Err(err(
                 &format!("hosts[{i}]"),
                 format!("`{host}` is not a host name"),
+            ));
+        }
+        if host.ends_with('.') {
+            return Err(err(
+                &format!("hosts[{i}]"),
+                format!("write `{host}` without its trailing dot (a request's is ignored)"),
             ));
         }
     }

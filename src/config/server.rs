@@ -28,6 +28,15 @@ pub struct ServerConfig {
     pub dialects_dir: Option<PathBuf>,
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Longest wait for a request body, from the end of its head.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: HumanDuration,
+    /// Connections open at once on the public listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// Peers allowed to set `X-Forwarded-For`.
     #[serde(default = "default_trusted_proxies")]
     pub trusted_proxies: Vec<IpNet>,
@@ -155,6 +164,18 @@ fn default_admin_listen() -> String {
 
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+
+fn default_body_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+fn default_max_connections() -> usize {
+    25_000
+}
+
+fn default_max_connections_per_ip() -> usize {
+    256
 }
 
 fn default_trusted_proxies() -> Vec<IpNet> {

@@ -19,7 +19,7 @@ pub struct TenantConfig {
     /// The tenant is reached under this prefix ...
     #[serde(default)]
     pub path_prefix: Option<String>,
-    /// ... and/or by `Host` header (exact match, port ignored).
+    /// ... and/or by `Host` header (any case; port and trailing dot ignored).
     #[serde(default)]
     pub hosts: Vec<String>,
     pub issuer: String,

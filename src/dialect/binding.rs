@@ -14,6 +14,8 @@ use crate::engine::{ApiKey, Grant, Outcome};
 pub enum BodyError {
     TooLarge,
     Broken,
+    /// Not all of it arrived within `body_timeout`.
+    TimedOut,
 }
 
 /// One request as a route sees it.

@@ -187,6 +187,7 @@ impl Route {
             let body = request.body.map_err(|e| match e {
                 BodyError::TooLarge => Failure::of(ErrorCode::PayloadTooLarge),
                 BodyError::Broken => Failure::from_problem(&Problem::InvalidBody, &self.inputs),
+                BodyError::TimedOut => Failure::of(ErrorCode::RequestTimeout),
             })?;
             let rules = BodyRules {
                 encodings: &self.encodings,
@@ -236,7 +237,7 @@ impl Route {
     pub fn raisable(&self) -> Vec<ErrorCode> {
         let mut codes = self.operation.rules().raises.to_vec();
         if self.reads_body() {
-            codes.push(ErrorCode::MalformedRequest);
+            codes.extend([ErrorCode::MalformedRequest, ErrorCode::RequestTimeout]);
         }
         codes.extend(COMMON_ERRORS);
         codes

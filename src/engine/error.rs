@@ -70,6 +70,7 @@ error_codes! {
     NotFound = "not_found", 404, "Not found", [], [];
     MethodNotAllowed = "method_not_allowed", 405, "Method not allowed", [], [];
     PayloadTooLarge = "payload_too_large", 413, "Request body too large", [], [];
+    RequestTimeout = "request_timeout", 408, "Request timed out", [MalformedRequest], [];
 }
 
 /// One row per detail: `Variant = "wire_name", "default message"`.

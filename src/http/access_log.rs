@@ -8,9 +8,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 
-use super::routing::RouteTag;
+use super::routing::{GatewayRoute, RouteTag};
 use super::state::TenantContext;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,10 +37,12 @@ pub async fn access_log(
     // What routing attached to the request on its way in.
     let request = response.request();
     let tenant = request.app_data::<web::Data<TenantContext>>();
-    let route = match (request.app_data::<RouteTag>(), tenant) {
-        (Some(tag), _) => tag.name(&method),
-        (None, Some(_)) => "not_found",
-        (None, None) => "no_tenant",
+    let refused = request.extensions().get::<GatewayRoute>().copied();
+    let route = match (refused, request.app_data::<RouteTag>(), tenant) {
+        (Some(GatewayRoute(name)), _, _) => name,
+        (None, Some(tag), _) => tag.name(&method),
+        (None, None, Some(_)) => "not_found",
+        (None, None, None) => "no_tenant",
     };
     tracing::info!(
         target: "polyauth::access",

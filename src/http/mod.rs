@@ -1,10 +1,18 @@
 //! Serving: the public listener (tenants by host, then by longest prefix)
 //! and the admin listener, each with one access-log line per request.
 //! What is served is assembled elsewhere ([`crate::startup`]).
+//!
+//! The public listener is put together from actix-web's own parts, as
+//! `HttpServer` does it, so that each accepted stream can pass the
+//! connection limits ([`limits`]) and carry a head deadline ([`connection`])
+//! before HTTP is spoken on it.
 
 pub mod access_log;
 pub mod admin;
+pub mod connection;
 pub mod gateway;
+pub mod host;
+pub mod limits;
 pub mod request;
 pub mod routing;
 pub mod state;
@@ -12,12 +20,30 @@ pub mod tenant;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_http::{HttpService, Protocol};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, guard, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpServer, web};
 
+use connection::{Connection, HEADER_TIMEOUT, KEEP_ALIVE};
+use limits::ConnectionLimits;
 pub use state::{AppState, TenantContext};
+
+/// How long a closing connection may take to say goodbye.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How the public listener is run.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    pub workers: usize,
+    /// Open connections, in all and from one client address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
 
 /// The public and admin servers, listening, not yet driven.
 pub struct Servers {
@@ -50,26 +76,24 @@ impl Stopper {
 pub fn serve(
     state: AppState,
     tenants: Vec<Arc<TenantContext>>,
-    workers: usize,
+    listening: Listening,
     public: TcpListener,
     admin: TcpListener,
 ) -> std::io::Result<Servers> {
     let state = web::Data::new(state);
     let tenants = Arc::new(tenants);
     let public_state = state.clone();
-    let public = HttpServer::new(move || {
+    let app = move || {
         let mut app = App::new()
             .app_data(public_state.clone())
-            .wrap(from_fn(access_log::access_log));
+            .wrap(from_fn(host::check_host))
+            .wrap(from_fn(access_log::access_log))
+            .wrap(from_fn(connection::track_requests));
         // Host matches first, then the longest prefix.
         for context in tenants.iter() {
-            let hosts = &context.hosts;
-            if let Some(first) = hosts.first() {
-                let mut any = guard::Any(guard::Host(first.clone()));
-                for host in &hosts[1..] {
-                    any = any.or(guard::Host(host.clone()));
-                }
-                app = app.service(tenant::mount(web::scope("").guard(any), context));
+            if !context.hosts.is_empty() {
+                let guard = host::HostGuard::new(&context.hosts);
+                app = app.service(tenant::mount(web::scope("").guard(guard), context));
             }
         }
         let mut prefixed: Vec<_> = tenants
@@ -81,12 +105,39 @@ pub fn serve(
             app = app.service(tenant::mount(web::scope(prefix), context));
         }
         app.default_service(web::to(routing::no_tenant))
-    })
-    .workers(workers)
-    .shutdown_timeout(10)
-    .disable_signals()
-    .listen(public)?
-    .run();
+    };
+    let limits = ConnectionLimits::new(listening.max_connections, listening.max_connections_per_ip);
+    let public = Server::build()
+        .workers(listening.workers)
+        // Per worker, so never tighter than the exact count `limits` keeps.
+        .max_concurrent_connections(listening.max_connections)
+        .shutdown_timeout(10)
+        .disable_signals()
+        .listen("polyauth-public", public, move || {
+            let limits = Arc::clone(&limits);
+            let http = HttpService::<Connection, _, _>::build()
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(HEADER_TIMEOUT)
+                .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+                .on_connect_ext(|io: &Connection, data| io.describe(data))
+                // The app never reads the config's host or address (the
+                // OpenAPI server URL falls back to the connection's `LocalAddr`).
+                .finish(map_config(
+                    app().into_factory().map_err(|error| error.error_response()),
+                    |()| AppConfig::default(),
+                ))
+                .map_err(|_| ());
+            // A connection beyond a limit is dropped, so closed, unread.
+            fn_service(move |io: TcpStream| {
+                let admitted = Connection::admit(io, &limits).map(|connection| {
+                    let peer = connection.peer_addr();
+                    (connection, Protocol::Http1, peer)
+                });
+                std::future::ready(admitted.ok_or(()))
+            })
+            .and_then(http)
+        })?
+        .run();
 
     let admin = HttpServer::new(move || {
         App::new()
@@ -95,6 +146,9 @@ pub fn serve(
             .configure(admin::routes)
     })
     .workers(1)
+    // Health checks, from a few local probes.
+    .max_connections(64)
+    .client_request_timeout(HEADER_TIMEOUT)
     .shutdown_timeout(5)
     .disable_signals()
     .listen(admin)?

@@ -2,6 +2,7 @@
 //! writing a dialect answer as HTTP.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -16,11 +17,12 @@ use crate::dialect::{BodyError, Response};
 /// reset instead of the answer. Larger ones are cut off at once.
 const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Reads the body up to `limit` bytes.
+/// Reads the body up to `limit` bytes, all of it within `timeout`.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: Payload,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Bytes, BodyError> {
     use futures_util::StreamExt;
     let declared = req
@@ -31,9 +33,18 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(BodyError::TooLarge);
     }
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut body = actix_web::web::BytesMut::new();
     let mut seen = 0usize;
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, payload.next()).await else {
+            // Too large is the better answer, when it is already known.
+            return Err(match seen > limit {
+                true => BodyError::TooLarge,
+                false => BodyError::TimedOut,
+            });
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
         seen = seen.saturating_add(chunk.len());
         if seen > DRAIN_LIMIT {

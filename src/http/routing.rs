@@ -45,6 +45,11 @@ impl RouteTag {
     }
 }
 
+/// What the access log calls a request the gateway answered before routing
+/// (in the request's extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayRoute(pub &'static str);
+
 /// A resource at `paths` serving `routes` (method, log name, handler);
 /// any other method gets the dialect's `method_not_allowed`, with an
 /// `Allow` header naming the methods it serves (RFC 9110).

@@ -1,6 +1,7 @@
 //! What the handlers share: one state for the gateway, one per tenant.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -11,6 +12,7 @@ use crate::engine::{Engine, Tenant};
 pub struct AppState {
     pub engine: Engine,
     pub max_body_bytes: usize,
+    pub body_timeout: Duration,
     pub trusted_proxies: Vec<IpNet>,
 }
 

@@ -63,7 +63,7 @@ async fn serve_route(
     let dialect = &context.dialect;
     let route = &dialect.routes[index];
     let body = match route.reads_body() {
-        true => read_body(&req, payload, state.max_body_bytes).await,
+        true => read_body(&req, payload, state.max_body_bytes, state.body_timeout).await,
         false => Ok(Default::default()),
     };
     let request = RequestView {

@@ -218,6 +218,30 @@ fn zero_duration_is_rejected() {
     assert_error(&error, "t.toml", "tokens.access_ttl", "longer than zero");
 }
 
+#[test]
+fn connection_limits_and_body_timeout_default_and_refuse_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_in(dir.path(), &tenant_with("")).unwrap_or_else(|e| panic!("{e}"));
+    let server = &loaded.server;
+    assert_eq!(server.body_timeout.0, std::time::Duration::from_secs(10));
+    assert_eq!(
+        (server.max_connections, server.max_connections_per_ip),
+        (25_000, 256)
+    );
+    for key in ["max_connections", "max_connections_per_ip"] {
+        let error = error_of(tenant_with("").server(&format!("{key} = 0")));
+        assert_error(&error, "polyauth.toml", key, "above zero");
+    }
+    let error = error_of(tenant_with("").server("body_timeout = \"0s\""));
+    assert_error(&error, "polyauth.toml", "body_timeout", "longer than zero");
+}
+
+#[test]
+fn a_host_with_a_trailing_dot_is_rejected() {
+    let error = error_of(tenant_with(r#"hosts = ["auth.t.test."]"#));
+    assert_error(&error, "t.toml", "hosts[0]", "without its trailing dot");
+}
+
 /// The error for a tenant mounted at `prefix`.
 fn prefix_error(prefix: &str) -> ConfigError {
     error_of(Setup::new().tenant("t", pixyle_tenant("t", prefix, "")))

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Setup, TestApp, password_hash, pixyle_tenant, status_json};
+use crate::helpers::{
+    PASSWORD, Setup, TestApp, password_hash, pixyle_tenant, raw_exchange, status_json,
+};
 
 #[tokio::test]
 async fn lockout_engages_at_exactly_max_failures_with_retry_after() {
@@ -205,6 +207,83 @@ async fn tenants_are_reached_by_prefix_and_by_host() {
         .await
         .unwrap();
     assert_eq!(glued.status(), 404);
+}
+
+#[tokio::test]
+async fn host_names_match_case_insensitively() {
+    let extra = "hosts = [\"auth.a.test\"]";
+    let app = TestApp::spawn(Setup::new().tenant("a", pixyle_tenant("a", "/a", extra))).await;
+    for host in ["AUTH.A.TEST", "Auth.A.Test:8080", "auth.a.test."] {
+        let response = app
+            .client
+            .post(app.url("/auth/v1/token"))
+            .header("host", host)
+            .json(&json!({"email": "user@a.test", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+    }
+}
+
+/// RFC 9112 §3.2: one `Host`, readable, on every HTTP/1.1 request; a 400
+/// before routing (and the connection closed) otherwise.
+#[tokio::test]
+async fn a_request_must_name_one_readable_host() {
+    let extra = "hosts = [\"auth.a.test\"]";
+    let app = TestApp::spawn(
+        Setup::new()
+            .tenant("a", pixyle_tenant("a", "/a", extra))
+            .tenant("b", pixyle_tenant("b", "/b", "hosts = [\"auth.b.test\"]")),
+    )
+    .await;
+    let refused = "HTTP/1.1 400";
+    for (what, head) in [
+        (
+            "two tenants' hosts",
+            "GET /_polyauth/verify HTTP/1.1\r\nhost: auth.a.test\r\nhost: auth.b.test",
+        ),
+        (
+            "the same host twice",
+            "GET /_polyauth/verify HTTP/1.1\r\nhost: auth.a.test\r\nhost: auth.a.test",
+        ),
+        (
+            "two hosts under a prefix",
+            "GET /a/_polyauth/verify HTTP/1.1\r\nhost: localhost\r\nhost: auth.b.test",
+        ),
+        (
+            "a list",
+            "GET /a/_polyauth/verify HTTP/1.1\r\nhost: auth.a.test, auth.b.test",
+        ),
+        (
+            "user info",
+            "GET /a/_polyauth/verify HTTP/1.1\r\nhost: me@auth.a.test",
+        ),
+        ("no host on HTTP/1.1", "GET /a/_polyauth/verify HTTP/1.1"),
+    ] {
+        let answer = raw_exchange(app.port, &format!("{head}\r\n\r\n")).await;
+        assert!(answer.starts_with(refused), "{what}: {answer:?}");
+        assert!(answer.contains("connection: close"), "{what}: {answer:?}");
+        assert!(
+            answer.ends_with(r#"{"error":"malformed_request"}"#),
+            "{what}: {answer:?}"
+        );
+    }
+    // HTTP/1.0 may name no host; the prefix still routes it.
+    let answer = raw_exchange(app.port, "GET /a/_polyauth/verify HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 401"), "{answer:?}");
+    // An absolute target names the host itself: its `Host` is ignored.
+    let body = json!({"email": "user@b.test", "password": PASSWORD}).to_string();
+    let answer = raw_exchange(
+        app.port,
+        &format!(
+            "POST http://AUTH.B.test/auth/v1/token HTTP/1.1\r\nhost: auth.a.test\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
 
 #[tokio::test]

@@ -141,6 +141,7 @@ impl Setup {
 
 pub struct TestApp {
     pub address: String,
+    pub port: u16,
     pub admin_address: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
@@ -167,12 +168,14 @@ impl TestApp {
         let app = Application::build_with_listeners(loaded, public, admin)
             .await
             .unwrap();
-        let address = format!("http://127.0.0.1:{}", app.port());
+        let port = app.port();
+        let address = format!("http://127.0.0.1:{port}");
         let admin_address = format!("http://127.0.0.1:{}", app.admin_port());
         let stopper = app.stopper();
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             address,
+            port,
             admin_address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -234,6 +237,46 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Longest wait of a raw exchange: far above any timeout it checks.
+pub const RAW_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A TCP connection to `127.0.0.1:port` from the local address `from`
+/// (any of 127.0.0.0/8 is local on Linux).
+pub async fn connect_from(from: &str, port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+}
+
+/// Everything the server sends on `stream` until it closes it (a reset
+/// ends it too), within [`RAW_WAIT`].
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(RAW_WAIT, read_all)
+        .await
+        .expect("the server kept the connection open");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Writes `request` as is on a new connection and returns all the server
+/// sends before closing it.
+pub async fn raw_exchange(port: u16, request: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = connect_from("127.0.0.1", port).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut stream).await
 }
 
 /// Status and JSON body of a response.

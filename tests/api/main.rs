@@ -15,6 +15,7 @@ mod process;
 mod redis;
 mod redis_server;
 mod sixth_vendor;
+mod slow_clients;
 mod store_suite;
 mod tokens;
 mod visualyze;

@@ -108,7 +108,16 @@ async fn the_server_url_trusts_forwarded_headers_only_from_trusted_proxies() {
         served_url(&untrusting, &forwarded).await,
         untrusting.url("/p")
     );
-    // A Host that is not a plain name and port is not repeated.
-    let junk = served_url(&untrusting, &[("host", "evil.example/x?")]).await;
+    // A forwarded host that is not a plain name and port is not repeated.
+    let junk = served_url(&trusting, &[("x-forwarded-host", "evil.example/x?")]).await;
     assert!(!junk.as_str().unwrap().contains("evil"), "{junk}");
+    // Such a `Host` is not even routed.
+    let refused = untrusting
+        .client
+        .get(untrusting.url("/p/openapi.json"))
+        .header("host", "evil.example/x?")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
 }

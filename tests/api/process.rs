@@ -94,6 +94,13 @@ async fn access_lines_name_tenant_and_route() {
             .await
             .unwrap();
     }
+    // Refused before routing: two `Host` headers.
+    let answer = crate::helpers::raw_exchange(
+        served.port,
+        "GET /a/openapi.json HTTP/1.1\r\nhost: localhost\r\nhost: other\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     served.terminate();
     let (_, logs) = served.wait();
     let tags: Vec<(String, String, String)> = logs
@@ -112,6 +119,7 @@ async fn access_lines_name_tenant_and_route() {
         ("/a/auth/v1/token", "a", "method_not_allowed"),
         ("/a/nothing-here", "a", "not_found"),
         ("/nowhere", "", "no_tenant"),
+        ("/a/openapi.json", "", "bad_host"),
     ] {
         let expected = (expected.0.into(), expected.1.into(), expected.2.into());
         assert!(tags.contains(&expected), "{expected:?} not in {tags:?}");

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::dialect::credential::header_text;
+use crate::http::connection::LocalAddr;
 use crate::http::state::{AppState, TenantContext};
 
 /// The tenant's OpenAPI document, its server URL the one the client used.
@@ -31,7 +32,10 @@ pub async fn get_openapi(
         Some("https") => "https",
         _ => "http",
     };
-    let local = req.app_config().host().to_owned();
+    // No host named (HTTP/1.0): the address the client reached.
+    let local = req
+        .conn_data::<LocalAddr>()
+        .map_or_else(|| req.app_config().host().to_owned(), |at| at.0.to_string());
     let host = forwarded("x-forwarded-host")
         .or_else(|| header_text(headers, "host"))
         .filter(|host| is_plain_host(host))
