@@ -6,6 +6,7 @@ mod config_validation;
 mod elyssa;
 mod gateway;
 mod helpers;
+mod memory;
 mod oauth_form;
 mod openapi;
 mod payhub;
