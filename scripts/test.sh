@@ -31,6 +31,8 @@ need_rust_component clippy clippy
 # Tests start their own redis-server processes (one per test, on a free
 # port, killed when the test ends); only the Debian package is needed.
 need_debian_package redis-server redis-server
+# A key-loading test makes RSA keys with openssl at test time.
+need_debian_package openssl openssl
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -33,6 +33,9 @@ const DEFAULT_MAX_SESSIONS: u32 = 100;
 /// A configuration problem: which file, which key, what is wrong.
 pub use crate::file_error::FileError as ConfigError;
 
+/// Most argon2 threads `hashing.max_concurrent` may ask for.
+pub const MAX_HASHING_THREADS: usize = 1024;
+
 /// A validated tenant, with its key material loaded.
 pub struct LoadedTenant {
     pub file: String,
@@ -136,11 +139,12 @@ fn load_server(
             return Err(ConfigError::new(&file, key, "must be above zero"));
         }
     }
-    if server.hashing.max_concurrent == 0 {
+    // Each slot is a thread with its own argon2 buffer.
+    if !(1..=MAX_HASHING_THREADS).contains(&server.hashing.max_concurrent) {
         return Err(ConfigError::new(
             &file,
             "hashing.max_concurrent",
-            "must be above zero",
+            format!("must be between 1 and {MAX_HASHING_THREADS}"),
         ));
     }
     if server.workers == Some(0) {

@@ -141,7 +141,7 @@ pub enum StoreKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashingConfig {
-    /// argon2 verifications running at once, on the blocking pool.
+    /// argon2 verifications running at once, each on its own hashing thread.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
 }

@@ -98,11 +98,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, max_concurrent_hashes: usize) -> Self {
-        Self {
+    /// Starts the `max_concurrent_hashes` argon2 threads.
+    pub fn new(store: Arc<dyn Store>, max_concurrent_hashes: usize) -> std::io::Result<Self> {
+        Ok(Self {
             store,
-            hasher: Hasher::new(max_concurrent_hashes),
-        }
+            hasher: Hasher::new(max_concurrent_hashes)?,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -1,12 +1,11 @@
-//! argon2id verification on a bounded blocking pool, never on async workers.
+//! argon2id verification on a few dedicated threads, never on async workers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
-use tracing::Instrument;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Largest argon2 memory cost accepted in a PHC string: 1 GiB, in KiB.
 pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
@@ -29,7 +28,13 @@ pub fn validate_phc(phc: &str) -> Result<Params, String> {
             hash.algorithm
         ));
     }
-    let params = Params::try_from(&hash).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    bounded_params(&hash)
+}
+
+/// The argon2 parameters of `hash`, within the bounds above, when it has a
+/// salt and a hash.
+fn bounded_params(hash: &PasswordHash) -> Result<Params, String> {
+    let params = Params::try_from(hash).map_err(|e| format!("bad argon2 parameters ({e})"))?;
     if params.m_cost() > MAX_MEMORY_KIB {
         return Err(format!(
             "argon2 memory cost m={} KiB exceeds the 1 GiB bound",
@@ -77,43 +82,131 @@ pub enum HashError {
     Failed(String),
 }
 
-/// Runs argon2 verifications, at most `max_concurrent` at once, each on the
-/// blocking pool. The permit is taken before the blocking task is spawned, so
-/// waiting logins queue here and do not occupy blocking threads.
+/// Runs argon2 verifications on `max_concurrent` dedicated threads, each
+/// owning the block memory it hashes in, so the process holds at most
+/// `max_concurrent` argon2 buffers however many logins come (freeing one per
+/// login left it to the allocator, which kept most of them resident).
+///
+/// A login first takes one of `max_concurrent` permits and holds it until its
+/// job is done, so no more jobs are queued or running than there are threads;
+/// waiting logins queue on the permits and hold no thread.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// One verification handed to a hashing thread.
+struct Job {
+    phc: Arc<str>,
+    password: SecretString,
+    span: tracing::Span,
+    answer: oneshot::Sender<bool>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Hasher {
-    pub fn new(max_concurrent: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+    /// Starts the hashing threads; they end when the last clone is dropped.
+    pub fn new(max_concurrent: usize) -> std::io::Result<Self> {
+        let threads = max_concurrent.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("polyauth-argon2-{n}"))
+                .spawn(move || run_jobs(&queue))?;
         }
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(threads)),
+            jobs,
+        })
     }
 
     /// `true` when `password` matches `phc`. A malformed hash verifies as false.
     #[tracing::instrument(name = "argon2_verify", skip_all)]
     pub async fn verify(&self, phc: Arc<str>, password: SecretString) -> Result<bool, HashError> {
-        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
+        let permit = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned())
             .await
             .map_err(|_| HashError::Busy(QUEUE_WAIT))?
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            tracing::debug!("argon2 verification running");
-            let Ok(hash) = PasswordHash::new(&phc) else {
-                return false;
-            };
-            Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), &hash)
-                .is_ok()
-        })
-        .in_current_span()
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            phc,
+            password,
+            span: tracing::Span::current(),
+            answer,
+            _permit: permit,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError::Failed("the hashing threads are gone".into()))?;
+        answered
+            .await
+            .map_err(|_| HashError::Failed("no hashing thread answered".into()))
     }
+}
+
+/// A hashing thread: takes jobs until the [`Hasher`] is dropped, all in one
+/// block buffer grown to the largest memory cost it has met (at most
+/// [`MAX_MEMORY_KIB`]: larger hashes are refused before any allocation).
+fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+    let mut memory = Vec::new();
+    loop {
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = next else { return };
+        // The login went away while it queued (its client left): skip the work.
+        if job.answer.is_closed() {
+            continue;
+        }
+        let _entered = job.span.enter();
+        tracing::debug!("argon2 verification running");
+        let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            verify_in(&mut memory, &job.phc, &job.password).unwrap_or(false)
+        }));
+        match verified {
+            Ok(matches) => {
+                let _ = job.answer.send(matches);
+            }
+            Err(_) => tracing::error!("argon2 verification panicked"),
+        }
+    }
+}
+
+/// Verifies `password` against the argon2 PHC string `phc` (argon2id,
+/// argon2i or argon2d, by its own identifier) with `memory` as the argon2
+/// blocks; `None` for a hash it cannot read or whose parameters are out of
+/// bounds. The comparison is constant-time ([`Output`]'s `PartialEq`).
+fn verify_in(memory: &mut Vec<Block>, phc: &str, password: &SecretString) -> Option<bool> {
+    let hash = PasswordHash::new(phc).ok()?;
+    let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+    let version = hash.version.map(Version::try_from).transpose().ok()?;
+    let params = bounded_params(&hash).ok()?;
+    let expected = hash.hash?;
+    let mut salt = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        // The old buffer goes first: one buffer per thread, even while growing.
+        drop(std::mem::take(memory));
+        *memory = vec![Block::new(); blocks];
+    }
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2
+            .hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                salt,
+                out,
+                &mut memory[..],
+            )
+            .map_err(Into::into)
+    })
+    .ok()?;
+    Some(computed == expected)
 }
 
 #[cfg(test)]
@@ -134,7 +227,7 @@ mod tests {
     async fn verifies_what_it_hashed() {
         let phc = hash_password(&SecretString::from("correct horse"), default_params()).unwrap();
         assert!(validate_phc(&phc).is_ok());
-        let hasher = Hasher::new(1);
+        let hasher = Hasher::new(1).unwrap();
         let phc: Arc<str> = phc.into();
         assert!(
             hasher
@@ -148,5 +241,90 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// A PHC string made by argon2 itself, with `algorithm` and `m` KiB.
+    fn phc(algorithm: Algorithm, m_kib: u32, password: &str) -> String {
+        let params = Params::new(m_kib, 1, 1, None).unwrap();
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::new(algorithm, Version::V0x13, params)
+            .hash_password(password.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn verifies_each_argon2_variant_by_its_own_identifier() {
+        let right = SecretString::from("right");
+        let wrong = SecretString::from("wrong");
+        let mut memory = Vec::new();
+        for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
+            let hash = phc(algorithm, 64, "right");
+            assert!(hash.starts_with(&format!("${}$", algorithm.ident())));
+            assert_eq!(verify_in(&mut memory, &hash, &right), Some(true));
+            assert_eq!(verify_in(&mut memory, &hash, &wrong), Some(false));
+            // The same hash under another variant's name does not match.
+            let other = if algorithm == Algorithm::Argon2d {
+                "argon2i"
+            } else {
+                "argon2d"
+            };
+            let renamed = hash.replacen(algorithm.ident().as_str(), other, 1);
+            assert_eq!(verify_in(&mut memory, &renamed, &right), Some(false));
+        }
+        // PHC strings without a version are argon2 1.3 hashes.
+        let hash = phc(Algorithm::Argon2id, 64, "right").replacen("$v=19", "", 1);
+        assert_eq!(verify_in(&mut memory, &hash, &right), Some(true));
+        assert_eq!(
+            verify_in(&mut memory, "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA", &right),
+            None
+        );
+    }
+
+    #[test]
+    fn the_buffer_grows_to_the_largest_memory_cost_and_no_further() {
+        let password = SecretString::from("pw");
+        let mut memory = Vec::new();
+        let small = phc(Algorithm::Argon2id, 256, "pw");
+        let large = phc(Algorithm::Argon2id, 1024, "pw");
+        assert_eq!(verify_in(&mut memory, &small, &password), Some(true));
+        assert_eq!(memory.len(), 256);
+        assert_eq!(verify_in(&mut memory, &large, &password), Some(true));
+        assert_eq!(memory.len(), 1024);
+        // A smaller hash after a larger one reuses the larger buffer.
+        assert_eq!(verify_in(&mut memory, &small, &password), Some(true));
+        assert_eq!(memory.len(), 1024);
+        // Beyond the 1 GiB bound nothing is allocated at all.
+        let huge = "$argon2id$v=19$m=2097152,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
+        assert_eq!(verify_in(&mut memory, huge, &password), None);
+        assert_eq!(memory.len(), 1024);
+    }
+
+    #[tokio::test]
+    async fn runs_on_its_own_named_threads() {
+        let hasher = Hasher::new(2).unwrap();
+        let phc: Arc<str> = phc(Algorithm::Argon2id, 64, "pw").into();
+        let checks = (0..8).map(|_| hasher.verify(Arc::clone(&phc), SecretString::from("pw")));
+        for matched in futures_util::future::join_all(checks).await {
+            assert!(matched.unwrap());
+        }
+        let named = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with("polyauth-argon2"))
+                .count()
+        };
+        // A thread takes its name once it first runs; under load one of the
+        // two may not have run yet.
+        let mut threads = named();
+        for _ in 0..100 {
+            if threads >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            threads = named();
+        }
+        assert!(threads >= 2, "{threads} hashing threads");
     }
 }

@@ -330,6 +330,20 @@ fn load_with(dir: &Path, setup: &Setup, env: &[(&str, &str)]) -> Result<Loaded, 
 }
 
 #[test]
+fn the_hashing_pool_is_between_one_and_1024_threads() {
+    for threads in [0, 1025] {
+        let setup = tenant_with("").server(&format!("[hashing]\nmax_concurrent = {threads}"));
+        let error = error_of(setup);
+        assert_error(
+            &error,
+            "polyauth.toml",
+            "hashing.max_concurrent",
+            "between 1 and 1024",
+        );
+    }
+}
+
+#[test]
 fn environment_overrides_the_server_file() {
     let dir = tempfile::tempdir().unwrap();
     let setup = tenant_with("").server("[hashing]\nmax_concurrent = 3");

@@ -7,6 +7,7 @@ mod elyssa;
 mod gateway;
 mod helpers;
 mod lockout;
+mod memory;
 mod oauth_form;
 mod openapi;
 mod payhub;

@@ -153,3 +153,38 @@ fn sigterm_drains_and_exits_zero() {
     );
     assert!(status.success(), "exit status {status}");
 }
+
+/// A store file the operator left readable by others is a startup warning,
+/// naming the file; polyauth serves anyway and leaves the mode alone.
+#[tokio::test]
+async fn a_store_file_open_to_others_is_a_startup_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let store = data.join("polyauth.redb");
+    std::fs::write(&store, b"").unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let served = serve(dir.path());
+    let status = reqwest::get(served.admin_url("/readyz"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    served.terminate();
+    let (_, logs) = served.wait();
+    let warning = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|event| {
+            event["level"] == "WARN"
+                && event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("store file is open to other users"))
+        })
+        .unwrap_or_else(|| panic!("no warning about the store file:\n{logs}"));
+    assert_eq!(warning["path"], store.display().to_string());
+    assert_eq!(warning["mode"], "644");
+    let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the operator's file is not chmodded");
+}

@@ -11,6 +11,7 @@ mod secrets;
 mod sessions;
 mod sweep;
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,10 +62,17 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens (or creates) the store file, creating its parent directory.
+    /// It holds signing keys and secrets, so what polyauth creates is
+    /// owner-only (directory 0700, file 0600); what the operator made is
+    /// left as it is, with a warning when others can get at the file.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
         }
+        create_owner_only(path)?;
         let db = open_with_retry(path)?;
         let txn = db.begin_write()?;
         for name in [
@@ -126,6 +134,31 @@ impl Store for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+/// Creates the store file with mode 0600 before redb opens it (redb would
+/// create it 0644 under the usual umask); an existing file is only checked.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = %format!("{mode:o}"),
+                    "the store file is open to other users, who could read its signing keys and forge tokens: chmod 600 it"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -204,4 +237,37 @@ fn index_expiry(txn: &WriteTransaction, table: &str, key: &str, at: u64) -> Resu
     let entry = format!("{table}{SEP}{key}");
     txn.open_table(EXPIRY)?.insert((at, entry.as_str()), ())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn what_it_creates_is_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/nested/s.redb");
+        drop(EmbeddedStore::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("data/nested")), 0o700);
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+    }
+
+    #[test]
+    fn what_the_operator_made_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = data.join("s.redb");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(EmbeddedStore::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(mode(&data), 0o755);
+    }
 }

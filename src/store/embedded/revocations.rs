@@ -17,7 +17,7 @@ fn revoked(
     Ok(table.get(k)?.is_some_and(|exp| exp.value() >= now))
 }
 
-fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result<(), DbError> {
+pub(super) fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result<(), DbError> {
     txn.open_table(REVOKED)?.insert(k, expires_at)?;
     index_expiry(txn, "revoked", k, expires_at)
 }

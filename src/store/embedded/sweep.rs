@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use redb::{Database, ReadableTable};
 
-use super::End::Commit;
+use super::End::{Abort, Commit};
 use super::lockout::LockoutRecord;
 use super::sessions::{FamilyRecord, SessionsOf};
 use super::{DbError, EXPIRY, FAMILIES, LOCKOUT, REVOKED, SEP, SESSIONS_OF, decode, write};
 use crate::store::unix_now;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Index entries handled per write transaction.
+const BATCH: usize = 1_000;
+/// The writer lock is left free this long between two batches.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(1);
 
 /// An unreadable record is kept (reading it keeps failing closed) but no
 /// longer stops the sweep of the others.
@@ -38,16 +42,39 @@ pub(super) fn spawn_sweeper(db: Weak<Database>) {
     }
 }
 
-/// Forgets every entry whose end has passed. An index entry whose record was
-/// since extended (a lockout counter touched again) leaves the record alone.
+/// Forgets every entry whose end has passed, [`BATCH`] index entries per
+/// write transaction, so the store's other writers (a revocation, a login's
+/// lockout counter) wait for one batch at most, never for the whole sweep.
 fn sweep(db: &Database, now: u64) -> Result<usize, DbError> {
+    let mut removed = 0;
+    loop {
+        let (forgotten, more) = sweep_batch(db, now)?;
+        removed += forgotten;
+        if !more {
+            return Ok(removed);
+        }
+        // redb's writer lock is not fair: straight away, the next batch would
+        // usually take it again before a waiting writer has woken up.
+        std::thread::sleep(BETWEEN_BATCHES);
+    }
+}
+
+/// Forgets up to [`BATCH`] due entries; `true` when there may be more. An
+/// index entry whose record was since extended (a lockout counter touched
+/// again) leaves the record alone.
+fn sweep_batch(db: &Database, now: u64) -> Result<(usize, bool), DbError> {
     write(db, |txn| {
         let mut removed = 0;
         let mut expiry = txn.open_table(EXPIRY)?;
         let due: Vec<(u64, String)> = expiry
             .range((0, "")..(now, ""))?
+            .take(BATCH)
             .map(|item| item.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
             .collect::<Result<_, _>>()?;
+        if due.is_empty() {
+            return Ok(Abort((0, false)));
+        }
+        let more = due.len() == BATCH;
         let mut revoked = txn.open_table(REVOKED)?;
         let mut families = txn.open_table(FAMILIES)?;
         let mut lockout = txn.open_table(LOCKOUT)?;
@@ -86,13 +113,16 @@ fn sweep(db: &Database, now: u64) -> Result<usize, DbError> {
                 removed += 1;
             }
         }
-        Ok(Commit(removed))
+        Ok(Commit((removed, more)))
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
+    use crate::store::embedded::revocations;
     use crate::store::{EmbeddedStore, Revocations};
 
     #[tokio::test]
@@ -107,5 +137,45 @@ mod tests {
         let table = txn.open_table(REVOKED).unwrap();
         assert!(table.get("t\u{1f}old").unwrap().is_none());
         assert!(table.get("t\u{1f}live").unwrap().is_some());
+    }
+
+    /// Entries in `table`, read beside whatever writer is running.
+    fn count(store: &EmbeddedStore, table: redb::TableDefinition<&str, u64>) -> u64 {
+        let txn = store.db.begin_read().unwrap();
+        txn.open_table(table).unwrap().len().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_sweep_lets_other_writers_through() {
+        const DUE: u64 = 100_000;
+        const WRITES: u64 = 10;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let now = unix_now();
+        write(&store.db, |txn| {
+            for n in 0..DUE {
+                revocations::revoke(txn, &format!("t{SEP}old-{n}"), now - 10)?;
+            }
+            Ok(Commit(()))
+        })
+        .unwrap();
+        let db = std::sync::Arc::clone(&store.db);
+        let sweeper = std::thread::spawn(move || sweep(&db, now));
+        while count(&store, REVOKED) == DUE {
+            std::thread::yield_now();
+        }
+        for n in 0..WRITES {
+            store
+                .revoke_token("t", &format!("new-{n}"), now + 3600)
+                .await
+                .unwrap();
+        }
+        // Every write went through while due entries were still left: the
+        // sweep had not finished, so it did not hold the writer throughout.
+        assert!(count(&store, REVOKED) > WRITES, "the sweep ended first");
+        assert_eq!(sweeper.join().unwrap().unwrap(), DUE as usize);
+        assert_eq!(count(&store, REVOKED), WRITES);
+        let txn = store.db.begin_read().unwrap();
+        assert_eq!(txn.open_table(EXPIRY).unwrap().len().unwrap(), WRITES);
     }
 }
