@@ -4,7 +4,7 @@
 use actix_web::http::header::HeaderMap;
 
 use super::model::{CredentialSpec, SourceKind};
-use crate::engine::{CredentialKind, EngineError};
+use crate::engine::{CredentialKind, EngineError, TokenProblem};
 
 /// Where a token is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,45 @@ impl Credential {
             TokenSource::Field(_) => None,
         };
         token.filter(|t| !t.is_empty())
+    }
+}
+
+impl Credential {
+    /// As [`Credential::from_headers`], for forward-auth, where an upstream
+    /// may read any copy: a credential header sent twice, unreadable or
+    /// empty is refused (`invalid_token`) rather than skipped.
+    pub fn presented_in<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, EngineError> {
+        let refused = || EngineError::InvalidToken(TokenProblem::Invalid);
+        let name = match &self.source {
+            TokenSource::Bearer => "authorization",
+            TokenSource::Header(name) => name.as_str(),
+            TokenSource::Field(_) => return Ok(None),
+        };
+        let mut values = headers.get_all(name);
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(refused());
+        }
+        let text = value.to_str().map_err(|_| refused())?.trim();
+        match &self.source {
+            // Another scheme is not a credential of this dialect.
+            TokenSource::Bearer => match text.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    let token = token.trim();
+                    if token.is_empty() {
+                        Err(refused())
+                    } else {
+                        Ok(Some(token))
+                    }
+                }
+                _ if text.eq_ignore_ascii_case("bearer") => Err(refused()),
+                _ => Ok(None),
+            },
+            _ if text.is_empty() => Err(refused()),
+            _ => Ok(Some(text)),
+        }
     }
 }
 

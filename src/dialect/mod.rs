@@ -216,16 +216,19 @@ impl Dialect {
         answer
     }
 
-    /// Every credential a forward-auth request presents, in the dialect's order.
-    pub fn presented<'a>(&self, headers: &'a HeaderMap) -> Vec<(&'a str, CredentialKind)> {
-        self.verify
-            .iter()
-            .filter_map(|credential| {
-                credential
-                    .from_headers(headers)
-                    .map(|t| (t, credential.kind))
-            })
-            .collect()
+    /// Every credential a forward-auth request presents, in the dialect's
+    /// order; one sent twice, unreadable or empty is refused.
+    pub fn presented<'a>(
+        &self,
+        headers: &'a HeaderMap,
+    ) -> EngineResult<Vec<(&'a str, CredentialKind)>> {
+        let mut presented = Vec::new();
+        for credential in &self.verify {
+            if let Some(token) = credential.presented_in(headers)? {
+                presented.push((token, credential.kind));
+            }
+        }
+        Ok(presented)
     }
 
     /// The company a forward-auth caller acts for, where the dialect has

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{
     Engine, EngineError, EngineResult, Grant, Identity, LoginRequest, Tenant, password, tenant,
 };
-use crate::store::{Attempt, Reservation, Settle};
+use crate::store::{Attempt, LockoutPolicy, Reservation, Settle, Store};
 
 /// Longest email address that can exist (RFC 5321 path limit).
 const MAX_EMAIL_LEN: usize = 254;
@@ -21,11 +21,53 @@ pub const ATTEMPT_HOLD: Duration = Duration::from_secs(60);
 /// answered `unavailable`, and how often it asks again meanwhile.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
 const BUSY_RETRY: Duration = Duration::from_millis(20);
+const BUSY_RETRY_MAX: Duration = Duration::from_millis(160);
 
 /// An attempt holding its place on its lockout counters until settled.
+/// Dropped unsettled (the client went away mid-login), it gives its place
+/// back at once rather than holding it for [`ATTEMPT_HOLD`].
 struct Held {
+    store: Arc<dyn Store>,
+    tenant: String,
+    policy: LockoutPolicy,
     counters: Vec<String>,
     reservation: Option<Reservation>,
+}
+
+impl Held {
+    async fn settle(&mut self, outcome: Settle<'_>) -> EngineResult<()> {
+        let Some(reservation) = self.reservation.take() else {
+            return Ok(());
+        };
+        let names: Vec<&str> = self.counters.iter().map(String::as_str).collect();
+        Ok(self
+            .store
+            .lockout_settle(&self.tenant, &names, &reservation, outcome, &self.policy)
+            .await?)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, tenant, policy) = (Arc::clone(&self.store), self.tenant.clone(), self.policy);
+        let counters = std::mem::take(&mut self.counters);
+        runtime.spawn(async move {
+            let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+            let release = Settle::Passed { clear: &[] };
+            if let Err(error) = store
+                .lockout_settle(&tenant, &names, &reservation, release, &policy)
+                .await
+            {
+                tracing::warn!(%error, "a login attempt's place is held until it expires");
+            }
+        });
+    }
 }
 
 impl Engine {
@@ -38,7 +80,7 @@ impl Engine {
         // No account has a longer address (RFC 5321): do not let one become a store key.
         let account = (email.len() <= MAX_EMAIL_LEN).then(|| format!("acct:{email}"));
         let ip = request.client_ip.map(address_key);
-        let held = self
+        let mut held = self
             .hold(tenant, account.iter().cloned().chain(ip).collect())
             .await?;
 
@@ -53,8 +95,7 @@ impl Engine {
         let matches = match self.hasher.verify(hash, request.password).await {
             Ok(matches) => matches,
             Err(error) => {
-                self.settle(tenant, &held, Settle::Passed { clear: &[] })
-                    .await?;
+                held.settle(Settle::Passed { clear: &[] }).await?;
                 return Err(match error {
                     password::HashError::Busy(_) => EngineError::Unavailable(error.to_string()),
                     password::HashError::Failed(_) => EngineError::Internal(error.into()),
@@ -64,11 +105,11 @@ impl Engine {
         let user = match (user, matches) {
             (Some(user), true) if user.active => user,
             (Some(_), true) => {
-                self.settle(tenant, &held, Settle::Failed).await?;
+                held.settle(Settle::Failed).await?;
                 return Err(EngineError::AccountInactive);
             }
             (user, _) => {
-                self.settle(tenant, &held, Settle::Failed).await?;
+                held.settle(Settle::Failed).await?;
                 return Err(match (user, tenant.uniform_login_errors) {
                     (_, true) => EngineError::InvalidCredentials,
                     (None, false) => EngineError::UnknownUser,
@@ -79,8 +120,7 @@ impl Engine {
         // A success clears the account's failures, not the address's: logging
         // in with your own account does not reset a spraying address.
         let clear: Vec<&str> = account.as_deref().into_iter().collect();
-        self.settle(tenant, &held, Settle::Passed { clear: &clear })
-            .await?;
+        held.settle(Settle::Passed { clear: &clear }).await?;
         if user.demo && !user.email_verified {
             return Err(EngineError::EmailUnverified);
         }
@@ -106,15 +146,14 @@ impl Engine {
         company_id: &str,
         client_ip: Option<IpAddr>,
     ) -> EngineResult<Grant> {
-        let held = self
+        let mut held = self
             .hold(tenant, client_ip.map(address_key).into_iter().collect())
             .await?;
         let Some(company) = tenant.company(company_id) else {
-            self.settle(tenant, &held, Settle::Failed).await?;
+            held.settle(Settle::Failed).await?;
             return Err(EngineError::UnknownUser);
         };
-        self.settle(tenant, &held, Settle::Passed { clear: &[] })
-            .await?;
+        held.settle(Settle::Passed { clear: &[] }).await?;
         self.start_session(
             tenant,
             Identity::of_company(company),
@@ -127,14 +166,19 @@ impl Engine {
     /// by either, it holds neither. While attempts in flight could still
     /// reach the limit, it waits for them to settle.
     async fn hold(&self, tenant: &Tenant, counters: Vec<String>) -> EngineResult<Held> {
-        if counters.is_empty() {
-            return Ok(Held {
-                counters,
-                reservation: None,
-            });
+        let mut held = Held {
+            store: Arc::clone(&self.store),
+            tenant: tenant.id.clone(),
+            policy: tenant.lockout,
+            counters,
+            reservation: None,
+        };
+        if held.counters.is_empty() {
+            return Ok(held);
         }
-        let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+        let names: Vec<&str> = held.counters.iter().map(String::as_str).collect();
         let started = Instant::now();
+        let mut retry = BUSY_RETRY;
         loop {
             match self
                 .store
@@ -142,10 +186,9 @@ impl Engine {
                 .await?
             {
                 Attempt::Allowed(reservation) => {
-                    return Ok(Held {
-                        reservation: Some(reservation),
-                        counters,
-                    });
+                    drop(names);
+                    held.reservation = Some(reservation);
+                    return Ok(held);
                 }
                 Attempt::Locked { retry_after } => {
                     return Err(EngineError::LockedOut {
@@ -157,20 +200,12 @@ impl Engine {
                         "login attempts in flight did not settle within {BUSY_WAIT:?}"
                     )));
                 }
-                Attempt::Busy => tokio::time::sleep(BUSY_RETRY).await,
+                Attempt::Busy => {
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(BUSY_RETRY_MAX);
+                }
             }
         }
-    }
-
-    async fn settle(&self, tenant: &Tenant, held: &Held, outcome: Settle<'_>) -> EngineResult<()> {
-        let Some(reservation) = &held.reservation else {
-            return Ok(());
-        };
-        let names: Vec<&str> = held.counters.iter().map(String::as_str).collect();
-        Ok(self
-            .store
-            .lockout_settle(&tenant.id, &names, reservation, outcome, &tenant.lockout)
-            .await?)
     }
 }
 

@@ -139,3 +139,70 @@ async fn company_sessions_are_capped_by_default_at_one_hundred() {
         .unwrap();
     assert_eq!(verify.status(), 401);
 }
+
+/// Sends a wrong-password login from `ip` through the trusted local proxy;
+/// the connection is for the caller to reset.
+async fn login_to_abandon(app: &TestApp, ip: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address.trim_end_matches('/'))
+        .await
+        .unwrap();
+    let body = json!({"email": "user@a.test", "password": "wrong"}).to_string();
+    let request = format!(
+        "POST /a/auth/v1/token HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         x-forwarded-for: {ip}, 127.0.0.1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Closes with a reset (SO_LINGER 0), as a client that vanishes does.
+fn reset(stream: tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a `linger` of the size passed.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_login_gives_its_place_back() {
+    // One hashing slot: the abandoned attempts queue for it, holding places.
+    let setup = Setup::new()
+        .server("[hashing]\nmax_concurrent = 1")
+        .tenant("a", pixyle_tenant("a", "/a", FIVE));
+    let app = TestApp::spawn(setup).await;
+    let mut abandoned = Vec::new();
+    for _ in 0..5 {
+        abandoned.push(login_to_abandon(&app, "203.0.113.9").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for stream in abandoned {
+        reset(stream);
+    }
+    // Their places are free again: the owner logs in from elsewhere, and is
+    // not left waiting for attempts that will never end.
+    let status = app
+        .client
+        .post(app.url("/a/auth/v1/token"))
+        .header("x-forwarded-for", "198.51.100.7, 127.0.0.1")
+        .json(&json!({"email": "user@a.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}

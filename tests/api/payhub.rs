@@ -395,3 +395,46 @@ async fn a_browser_form_data_login_is_multipart_and_works() {
         (200, refusal(400, "Please provide valid details."))
     );
 }
+
+/// A credential header sent twice, unreadable or empty is refused: an
+/// upstream might read the copy that was not checked.
+#[tokio::test]
+async fn verify_refuses_repeated_unreadable_or_empty_credential_headers() {
+    let app = app_with("").await;
+    let data = login(
+        &app,
+        &json!({"emailId": "merchant@ph.test", "password": PASSWORD}),
+    )
+    .await["responseData"]
+        .clone();
+    let token = data["token"].as_str().unwrap();
+    let key = data["apiKey"].as_str().unwrap();
+    let verify = |headers: Vec<(&'static str, reqwest::header::HeaderValue)>| {
+        let mut request = app.client.get(app.url("/ph/_polyauth/verify"));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let text = |v: &str| reqwest::header::HeaderValue::from_str(v).unwrap();
+    let unreadable = reqwest::header::HeaderValue::from_bytes(b"\xff\xfegarbage").unwrap();
+    for headers in [
+        vec![
+            ("token", text(token)),
+            ("apiKey", text(key)),
+            ("apiKey", text("garbage")),
+        ],
+        vec![("token", text(token)), ("token", text("garbage"))],
+        vec![("token", text(token)), ("token", text(token))],
+        vec![("token", text(token)), ("apiKey", unreadable)],
+        vec![("token", text(token)), ("apiKey", text(""))],
+    ] {
+        let names: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
+        let response = verify(headers).await.unwrap();
+        assert_eq!(response.status(), 401, "{names:?}");
+    }
+    let response = verify(vec![("token", text(token)), ("apiKey", text(key))])
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

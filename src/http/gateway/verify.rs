@@ -35,7 +35,7 @@ pub async fn decide(
         "forward-auth"
     );
     let dialect = &context.dialect;
-    let presented = dialect.presented(headers);
+    let presented = dialect.presented(headers)?;
     if presented.is_empty() {
         return Err(EngineError::MissingToken);
     }
@@ -77,11 +77,16 @@ pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal
 }
 
 /// `email` as it goes in `X-Auth-Email`: unchanged when it is printable
-/// ASCII, else percent-encoded as UTF-8 (RFC 3986), every byte but letters,
+/// ASCII without `%`, else percent-encoded as UTF-8 (RFC 3986), every byte but letters,
 /// digits, `-._~`, `@` and `+` (so `%` itself is encoded too):
 /// `jürgen@example.com` → `j%C3%BCrgen@example.com`.
 pub fn header_safe_email(email: &str) -> std::borrow::Cow<'_, str> {
-    if email.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+    // An ASCII email with a `%` is encoded too, so that no sent value can
+    // stand for two emails (`j%C3%BCrgen@…` and `jürgen@…`).
+    if email
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'%')
+    {
         return email.into();
     }
     let mut encoded = String::with_capacity(email.len() * 3);
@@ -146,7 +151,9 @@ mod tests {
             header_safe_email("user+tag@example.com"),
             "user+tag@example.com"
         );
-        assert_eq!(header_safe_email("a%b@example.com"), "a%b@example.com");
+        // A `%` is always encoded: no value stands for two emails.
+        assert_eq!(header_safe_email("a%b@example.com"), "a%25b@example.com");
+        assert_eq!(header_safe_email("j%C3%BCrgen@x"), "j%25C3%25BCrgen@x");
         assert_eq!(
             header_safe_email("jürgen@exämple.com"),
             "j%C3%BCrgen@ex%C3%A4mple.com"

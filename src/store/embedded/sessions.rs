@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::End::{Abort, Commit};
 use super::{
-    DbError, EmbeddedStore, FAMILIES, SESSIONS_OF, get_json, index_expiry, key, put_json, read,
-    write,
+    DbError, EXPIRY, EmbeddedStore, FAMILIES, SEP, SESSIONS_OF, get_json, index_expiry, key,
+    put_json, read, write,
 };
 use crate::store::{FamilyUse, Sessions, StoreResult, unix_now, unix_now_ms};
 
@@ -142,6 +142,7 @@ impl Sessions for EmbeddedStore {
         self.write(move |txn| {
             let now = unix_now();
             let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, &k)?;
+            let indexed = stored.as_ref().map(SessionsOf::ends_at);
             let mut sessions = stored.unwrap_or_default();
             sessions.0.retain(|(_, _, end)| *end >= now);
             sessions.0.push((unix_now_ms(), family, expires_at));
@@ -152,9 +153,38 @@ impl Sessions for EmbeddedStore {
                 .map(|(_, family, end)| (family, end))
                 .collect();
             put_json(txn, SESSIONS_OF, &k, &sessions)?;
+            // One index entry per subject, not one per login.
+            if let Some(at) = indexed.filter(|at| *at != sessions.ends_at()) {
+                let entry = format!("sessions_of{SEP}{k}");
+                txn.open_table(EXPIRY)?.remove((at, entry.as_str()))?;
+            }
             index_expiry(txn, "sessions_of", &k, sessions.ends_at())?;
             Ok(Commit(evicted))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subject_keeps_one_expiry_entry_however_often_it_logs_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let now = unix_now();
+        for i in 0..20 {
+            let family = format!("f{i}");
+            store
+                .sessions_add("t", "alice", &family, now + 100 + i, 5)
+                .await
+                .unwrap();
+        }
+        let txn = store.db.begin_read().unwrap();
+        let expiry = txn.open_table(EXPIRY).unwrap();
+        assert_eq!(expiry.len().unwrap(), 1);
     }
 }
