@@ -3,18 +3,10 @@
 -- hold (ms). A counter is a hash: failures, window_ends, locked_until (ms)
 -- and one field r:<id> = end of its hold per attempt in flight. Failures
 -- plus attempts in flight stay under the limit: then the attempt holds a
--- place on each counter. Redis's own clock decides, so replicas agree.
+-- place on each counter. Redis's own clock decides (`now`, from
+-- lockout_clock.lua), so replicas agree.
 -- Returns {0} allowed, {1, ms} locked for ms, {2} busy.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local max, lock = tonumber(ARGV[1]), tonumber(ARGV[2])
-
-local function keep_until(key, at)
-  local left = redis.call('PTTL', key)
-  if left < 0 or now + left < at then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 
 local counters = {}
 local wait = 0

@@ -1,17 +1,9 @@
 -- Ends reservation ARGV[1] on every counter in KEYS. ARGV[2] = 'failed'
 -- counts a failure on each (the one reaching ARGV[3] failures within the
 -- window of ARGV[4] ms locks for ARGV[5] ms); otherwise ARGV[5 + i] = '1'
--- clears counter i's failures. Redis's clock decides.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- clears counter i's failures. Redis's clock decides (`now`, from
+-- lockout_clock.lua).
 local max, window, lock = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-
-local function keep_until(key, at)
-  local left = redis.call('PTTL', key)
-  if left < 0 or now + left < at then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 
 for i, key in ipairs(KEYS) do
   redis.call('HDEL', key, 'r:' .. ARGV[1])

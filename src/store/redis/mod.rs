@@ -66,8 +66,14 @@ impl Scripts {
             family_revoke: Script::new(include_str!("family_revoke.lua")),
             api_key_rotate: Script::new(include_str!("api_key_rotate.lua")),
             api_key_of: Script::new(include_str!("api_key_of.lua")),
-            lockout_reserve: Script::new(include_str!("lockout_reserve.lua")),
-            lockout_settle: Script::new(include_str!("lockout_settle.lua")),
+            lockout_reserve: Script::new(concat!(
+                include_str!("lockout_clock.lua"),
+                include_str!("lockout_reserve.lua")
+            )),
+            lockout_settle: Script::new(concat!(
+                include_str!("lockout_clock.lua"),
+                include_str!("lockout_settle.lua")
+            )),
             sessions_add: Script::new(include_str!("sessions_add.lua")),
         }
     }
