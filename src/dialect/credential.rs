@@ -70,17 +70,9 @@ impl Credential {
         let text = value.to_str().map_err(|_| refused())?.trim();
         match &self.source {
             // Another scheme is not a credential of this dialect.
-            TokenSource::Bearer => match text.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    let token = token.trim();
-                    if token.is_empty() {
-                        Err(refused())
-                    } else {
-                        Ok(Some(token))
-                    }
-                }
-                _ if text.eq_ignore_ascii_case("bearer") => Err(refused()),
-                _ => Ok(None),
+            TokenSource::Bearer => match bearer_of(text) {
+                Some("") => Err(refused()),
+                token => Ok(token),
             },
             _ if text.is_empty() => Err(refused()),
             _ => Ok(Some(text)),
@@ -103,12 +95,15 @@ pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = header_text(headers, "authorization")?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    bearer_of(header_text(headers, "authorization")?).filter(|t| !t.is_empty())
+}
+
+/// The token, maybe empty, of an `Authorization` value with the Bearer
+/// scheme; `None` for another scheme.
+fn bearer_of(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The company named by `header`: none when the header is absent. Sent

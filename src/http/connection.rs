@@ -101,6 +101,9 @@ struct ClockState {
     /// the connection's first).
     head_started: bool,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether `deadline` counts; while a request is served it is kept, not
+    /// dropped, so each request reuses one timer instead of making one.
+    armed: bool,
     /// The task reading the connection, woken when the deadline moves.
     waker: Option<Waker>,
 }
@@ -113,6 +116,7 @@ impl HeadClock {
                 // The first head is timed by actix, which answers it with a 408.
                 head_started: true,
                 deadline: None,
+                armed: false,
                 waker: None,
             }),
         }
@@ -121,7 +125,7 @@ impl HeadClock {
     fn request_started(&self) {
         let mut state = self.state.borrow_mut();
         state.serving = true;
-        state.deadline = None;
+        state.armed = false;
     }
 
     fn request_answered(&self) {
@@ -156,11 +160,11 @@ impl HeadClock {
                 true => HEADER_TIMEOUT,
                 false => KEEP_ALIVE + HEADER_TIMEOUT,
             };
-        if state
-            .deadline
-            .as_ref()
-            .is_none_or(|d| d.deadline() < pushed)
-        {
+        let later = match (&state.deadline, state.armed) {
+            (Some(sleep), true) => sleep.deadline() < pushed,
+            _ => true,
+        };
+        if later {
             state.set_deadline(pushed);
         }
     }
@@ -175,15 +179,17 @@ impl HeadClock {
         {
             state.waker = Some(cx.waker().clone());
         }
+        let armed = state.armed;
         state
             .deadline
             .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+            .is_some_and(|sleep| armed && sleep.as_mut().poll(cx).is_ready())
     }
 }
 
 impl ClockState {
     fn set_deadline(&mut self, at: Instant) {
+        self.armed = true;
         match &mut self.deadline {
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
