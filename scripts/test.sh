@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every quality gate and every test, as CI does:
 #   cargo fmt --check, cargo clippy -D warnings, the OpenAPI checks, cargo test.
-# Installs what the tests need when it is missing: redis-server (and
-# python3-venv if needed) via apt-get, Python tools via pip in a virtualenv.
+# Installs what the tests need when it is missing: redis-server, nginx,
+# caddy, chromium (and python3-venv if needed) via apt-get, Python tools via
+# pip in a virtualenv, Node libraries via npm in tests/js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,15 @@ need_rust_component clippy clippy
 need_debian_package redis-server redis-server
 # A key-loading test makes RSA keys with openssl at test time.
 need_debian_package openssl openssl
+# Real proxies in front of polyauth (forward-auth, upstream proxy tests) and
+# a real browser (CORS): each test starts its own on free ports.
+need_debian_package nginx nginx
+need_debian_package caddy caddy
+need_debian_package chromium chromium
+# Node libraries the tests drive (jose verifying from the JWKS).
+if ! command -v npm >/dev/null 2>&1; then need_debian_package npm npm; fi
+log "npm ci (tests/js)"
+(cd tests/js && npm ci --silent --no-audit --no-fund)
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -62,6 +72,7 @@ cargo build --locked
 PATH="$PWD/$venv/bin:$PATH" timeout 1800 "$venv/bin/python" scripts/openapi_check.py
 
 log "cargo test"
-cargo test --locked --all-targets
+# PyJWT and the other Python libraries the tests drive live in the venv.
+POLYAUTH_TEST_PYTHON="$PWD/$venv/bin/python" cargo test --locked --all-targets
 
 log "all checks passed"

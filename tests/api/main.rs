@@ -19,4 +19,6 @@ mod sixth_vendor;
 mod slow_clients;
 mod store_suite;
 mod tokens;
+mod tools;
+mod upstream;
 mod visualyze;

@@ -20,15 +20,18 @@ pub struct Original<'a> {
     pub path: &'a str,
 }
 
-/// Who the credential in `headers` stands for, or why it stands for no one.
-/// `original` is the request the question is about: every credential is
-/// valid for every request today; access rules will decide by it.
+/// Whether the request `original` may pass, given the credentials in
+/// `headers`: `Ok(Some(principal))` when they stand for someone allowed,
+/// `Ok(None)` when the request needs no credential and none was sent, else
+/// why not (`MissingToken`/`InvalidToken` → 401, `Forbidden` → 403,
+/// `Unavailable` → 503). Every credential is valid for every request today;
+/// the tenant's access rules will decide by `original`.
 pub async fn decide(
     engine: &Engine,
     context: &TenantContext,
     headers: &HeaderMap,
     original: Original<'_>,
-) -> Result<Principal, EngineError> {
+) -> Result<Option<Principal>, EngineError> {
     tracing::debug!(
         method = original.method,
         path = original.path,
@@ -53,7 +56,7 @@ pub async fn decide(
             None => principal = Some(this),
         }
     }
-    principal.ok_or(EngineError::MissingToken)
+    principal.ok_or(EngineError::MissingToken).map(Some)
 }
 
 /// The principal as `X-Auth-*` headers; a value that cannot be a header
@@ -133,7 +136,9 @@ pub async fn verify(
     match decide(&state.engine, &context, req.headers(), original).await {
         Ok(principal) => {
             let mut response = HttpResponse::Ok();
-            write_principal(&mut response, &principal);
+            if let Some(principal) = &principal {
+                write_principal(&mut response, principal);
+            }
             response.insert_header(("cache-control", "no-store"));
             response.finish()
         }
