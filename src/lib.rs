@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod dialect;
 pub mod duration;
 pub mod engine;
