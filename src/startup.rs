@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, keys};
+use crate::http::cors::CorsPolicy;
 use crate::http::{self, AppState, Servers, Stopper, TenantContext};
 use crate::store::{self, Store};
 
@@ -130,8 +131,12 @@ async fn build_tenant(
         tokio::task::spawn_blocking(move || config.tenant(keyset, limits, claims, api_key_secret))
             .await??
     };
+    let cors = loaded
+        .cors
+        .map(|origins| Arc::new(CorsPolicy::new(origins, &loaded.dialect)));
     Ok(Arc::new(TenantContext {
         tenant,
+        cors,
         openapi: crate::openapi::document(&loaded.dialect, None),
         dialect: loaded.dialect,
         hosts: config.hosts,

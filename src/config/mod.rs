@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use server::{StoreConfig, StoreKind};
 
+use crate::cors::AllowedOrigins;
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
 use crate::engine::keys::KeyPair;
@@ -48,6 +49,9 @@ pub struct LoadedTenant {
     pub lifetimes: Lifetimes,
     /// Live sessions a subject may hold; a new one ends the oldest.
     pub max_sessions: u32,
+    /// The origins answered with CORS headers: the tenant's, else the
+    /// dialect's; `None`: no CORS headers at all.
+    pub cors: Option<AllowedOrigins>,
 }
 
 /// Everything the gateway needs to start.
@@ -274,12 +278,11 @@ fn validate_tenant(
             "proxying to an upstream is not supported by this version".into(),
         ));
     }
-    if !config.cors_origins.is_empty() {
-        return Err(err(
-            "cors_origins",
-            "CORS is not supported by this version".into(),
-        ));
-    }
+    let cors = match &config.cors_origins {
+        Some(origins) => AllowedOrigins::parse(origins)
+            .map_err(|(i, problem)| err(&format!("cors_origins[{i}]"), problem))?,
+        None => dialect.cors.clone(),
+    };
     if config.lockout.max_failures == 0 {
         return Err(err("lockout.max_failures", "must be at least 1".into()));
     }
@@ -394,6 +397,7 @@ fn validate_tenant(
         api_key_secret,
         lifetimes,
         max_sessions,
+        cors,
     })
 }
 

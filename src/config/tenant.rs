@@ -27,8 +27,11 @@ pub struct TenantConfig {
     /// Proxy all non-auth paths here after verifying (not served yet).
     #[serde(default)]
     pub upstream: Option<String>,
+    /// Browser origins answered with CORS headers: `["*"]` or
+    /// `scheme://host[:port]` each. Absent: the dialect's default (PayHub's
+    /// `*`); `[]`: none, whatever the dialect says.
     #[serde(default)]
-    pub cors_origins: Vec<String>,
+    pub cors_origins: Option<Vec<String>>,
     /// Answer unknown users exactly as wrong passwords.
     #[serde(default)]
     pub uniform_login_errors: bool,

@@ -30,6 +30,7 @@ pub use credential::{Credential, TokenSource};
 pub use params::is_plain_path;
 pub use route::Route;
 
+use crate::cors::AllowedOrigins;
 use crate::engine::tokens::RESERVED_CLAIMS;
 use crate::engine::{ClaimValue, CredentialKind, Detail, EngineResult, ErrorCode, Outcome};
 
@@ -60,6 +61,8 @@ pub struct Dialect {
     pub claims: Vec<(String, ClaimValue)>,
     /// Routes also match with (or without) a trailing slash.
     pub trailing_slash: bool,
+    /// The vendor's CORS answer (`[cors] origins`), for tenants that set none.
+    pub cors: Option<AllowedOrigins>,
     pub routes: Vec<Route>,
     answers: Answers,
 }
@@ -123,6 +126,8 @@ impl Dialect {
             routes.push(route);
         }
         let claims = compile_claims(&file.claims).map_err(|(k, e)| (format!("claims.{k}"), e))?;
+        let cors = AllowedOrigins::parse(&file.cors.origins)
+            .map_err(|(i, e)| (format!("cors.origins[{i}]"), e))?;
         let company_header = match &file.verify.company_header {
             Some(name) if credential::is_header_name(name) => Some(name.to_ascii_lowercase()),
             Some(name) => {
@@ -137,6 +142,7 @@ impl Dialect {
             company_header,
             claims,
             trailing_slash: file.trailing_slash,
+            cors,
             name: file.name,
             title: file.title,
             vendor_page: file.vendor_page,
@@ -229,6 +235,25 @@ impl Dialect {
             }
         }
         Ok(presented)
+    }
+
+    /// The request headers (lower case) that carry a credential or a
+    /// company id where this dialect's clients send them: a browser must be
+    /// allowed to send these.
+    pub fn credential_headers(&self) -> Vec<&str> {
+        let route_tokens = self.routes.iter().filter_map(|r| r.token.as_ref());
+        let sources = self.verify.iter().chain(route_tokens).map(|c| &c.source);
+        let mut names: Vec<&str> = Vec::new();
+        let headers = sources.filter_map(|source| match source {
+            TokenSource::Header(name) => Some(name.as_str()),
+            _ => None,
+        });
+        for name in headers.chain(self.company_header.as_deref()) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 
     /// The company a forward-auth caller acts for, where the dialect has

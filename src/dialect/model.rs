@@ -26,6 +26,10 @@ pub struct DialectFile {
     /// `"{{company_id}}"`, `"{{role}}"` or a literal value.
     #[serde(default)]
     pub claims: BTreeMap<String, toml::Value>,
+    /// The vendor's own CORS answer, which a tenant's `cors_origins`
+    /// replaces: `[cors] origins = ["*"]`.
+    #[serde(default)]
+    pub cors: CorsSpec,
     /// Paths match with and without a trailing slash.
     #[serde(default)]
     pub trailing_slash: bool,
@@ -57,6 +61,17 @@ pub struct TokensConfig {
     /// the oldest beyond it.
     #[serde(default)]
     pub max_sessions: Option<u32>,
+}
+
+/// `[cors]`: the origins the vendor's API answers with CORS headers, for
+/// tenants whose file has no `cors_origins` of its own. `origins = ["*"]`
+/// (any origin, answered `Access-Control-Allow-Origin: *`) or a list of
+/// `scheme://host[:port]`; none or empty: no CORS unless a tenant sets it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    #[serde(default)]
+    pub origins: Vec<String>,
 }
 
 /// Where `/_polyauth/verify` reads the credential, first match wins.

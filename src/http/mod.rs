@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod connection;
+pub mod cors;
 pub mod gateway;
 pub mod host;
 pub mod limits;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::cors::CorsPolicy;
 use crate::dialect::Dialect;
 use crate::engine::{Engine, Tenant};
 
@@ -26,4 +27,6 @@ pub struct TenantContext {
     /// `Host` names it answers (a host match wins over a prefix).
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
+    /// Its CORS answers; `None`: no CORS headers at all.
+    pub cors: Option<Arc<CorsPolicy>>,
 }

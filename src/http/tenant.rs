@@ -4,17 +4,26 @@
 
 use std::sync::Arc;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
 
-use super::gateway;
 use super::request::{client_ip, read_body, to_http};
 use super::routing::{not_found, resource};
 use super::state::{AppState, TenantContext};
+use super::{cors, gateway};
 use crate::dialect::RequestView;
 
-/// Adds the tenant's routes to `scope`.
-pub fn mount(scope: Scope, context: &Arc<TenantContext>) -> Scope {
+/// Adds the tenant's routes to `scope`, all behind its CORS answers.
+pub fn mount(scope: Scope, context: &Arc<TenantContext>) -> impl HttpServiceFactory + use<> {
+    let cors = context.cors.clone();
+    routes(scope, context).wrap(from_fn(move |req, next| {
+        cors::apply(cors.clone(), req, next)
+    }))
+}
+
+fn routes(scope: Scope, context: &Arc<TenantContext>) -> Scope {
     let mut scope = scope.app_data(web::Data::from(Arc::clone(context)));
     let routes = &context.dialect.routes;
     let mut patterns: Vec<&str> = Vec::new();

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod config_validation;
+mod cors;
 mod elyssa;
 mod gateway;
 mod helpers;
