@@ -1,5 +1,6 @@
 //! CORS (SPEC §11): a tenant's `cors_origins`, else its dialect's
-//! `[cors] origins` (PayHub's `*`), else no CORS headers at all.
+//! `[cors] origins` (PayHub's `*`), else no CORS headers at all. A real
+//! browser first, then the headers one by one.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use polyauth::config::ConfigError;
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
+use crate::browser::{Browser, PageSite};
 use crate::helpers::{PASSWORD, Setup, TestApp, password_hash, pixyle_tenant};
 
 const DASHBOARD: &str = "https://dashboard.example";
@@ -28,6 +30,97 @@ fn payhub_mounted(id: &str, mount: &str, extra: &str) -> String {
 
 fn origins(list: &[&str]) -> String {
     format!("cors_origins = {list:?}")
+}
+
+/// The login a page's script sends: a JSON body, so a browser preflights it.
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>dashboard</title>
+<script>
+const gateway = __GATEWAY__;
+const credentials = JSON.stringify({ emailId: "merchant@ph.test", password: __PASSWORD__ });
+
+async function call(path, init) {
+  try {
+    const response = await fetch(gateway + path, init);
+    const text = await response.text();
+    const body = text ? JSON.parse(text) : {};
+    return {
+      fetched: true,
+      status: response.status,
+      responseCode: body.responseCode,
+      token: body.responseData ? body.responseData.token : undefined,
+      requestId: response.headers.get("x-request-id"),
+    };
+  } catch (error) {
+    return { fetched: false, error: String(error) };
+  }
+}
+
+function login(tenant, more) {
+  return call("/" + tenant + "/user/login", Object.assign({
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Request-Id": "from-the-page" },
+    body: credentials,
+  }, more || {}));
+}
+
+(async () => {
+  const report = {};
+  report.listed = await login("listed");
+  report.unlisted = await login("unlisted");
+  report.vendor_default = await login("vendor");
+  report.turned_off = await login("off");
+  report.vendor_with_cookies = await login("vendor", { credentials: "include" });
+  report.listed_with_cookies = await login("listed", { credentials: "include" });
+  // A service call with PayHub's own credential header, preflighted too.
+  report.verify = report.listed.token
+    ? await call("/listed/_polyauth/verify", { headers: { token: report.listed.token } })
+    : { fetched: false, error: "no token to verify" };
+  for (const result of Object.values(report)) delete result.token;
+  await fetch("/report", { method: "POST", body: JSON.stringify(report) });
+})();
+</script>
+"#;
+
+#[tokio::test]
+async fn a_browser_on_another_origin_logs_in_only_where_its_origin_is_allowed() {
+    let site = PageSite::bind();
+    let origin = site.origin();
+    let app = TestApp::spawn(
+        Setup::new()
+            .tenant("listed", payhub("listed", &origins(&[DASHBOARD, &origin])))
+            .tenant("unlisted", payhub("unlisted", &origins(&[DASHBOARD])))
+            .tenant("vendor", payhub("vendor", ""))
+            .tenant("off", payhub("off", "cors_origins = []")),
+    )
+    .await;
+    let html = PAGE
+        .replace("__GATEWAY__", &json!(app.address).to_string())
+        .replace("__PASSWORD__", &json!(PASSWORD).to_string());
+    let mut page = site.serve(html);
+    let browser = Browser::open(&format!("{}/", page.origin));
+    let report = page.report(&browser).await;
+    drop(browser);
+
+    let read = |requested: &str| json!({ "fetched": true, "status": 200, "responseCode": 200, "requestId": requested });
+    assert_eq!(report["listed"], read("from-the-page"), "{report:#}");
+    assert_eq!(
+        report["vendor_default"],
+        read("from-the-page"),
+        "{report:#}"
+    );
+    assert_eq!(report["verify"]["status"], 200, "{report:#}");
+    for blocked in [
+        "unlisted",
+        "turned_off",
+        "vendor_with_cookies",
+        "listed_with_cookies",
+    ] {
+        assert_eq!(report[blocked]["fetched"], false, "{blocked}: {report:#}");
+        let error = report[blocked]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("TypeError"), "{blocked}: {report:#}");
+    }
 }
 
 /// A preflight for a POST from `origin`, asking for `headers`.

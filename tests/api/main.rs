@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP against a gateway bound on port 0.
 
 mod bad_input;
+mod browser;
 mod cli;
 mod config_validation;
 mod cors;
