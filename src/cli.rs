@@ -117,8 +117,15 @@ fn check(dir: &std::path::Path) -> bool {
                     (Some(prefix), false) => format!("{prefix}, hosts {}", config.hosts.join(" ")),
                     (None, _) => format!("hosts {}", config.hosts.join(" ")),
                 };
+                let cors = match (&tenant.cors, &config.cors_origins) {
+                    (None, _) => "no CORS".to_string(),
+                    (Some(origins), Some(_)) => format!("CORS {}", origins.describe()),
+                    (Some(origins), None) => {
+                        format!("CORS {} (dialect default)", origins.describe())
+                    }
+                };
                 println!(
-                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {}",
+                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {} · {cors}",
                     config.id,
                     config.dialect,
                     mount,

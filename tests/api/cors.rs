@@ -571,3 +571,34 @@ fn check_refuses_a_bad_cors_table_in_a_dialect_file() {
         assert!(error.problem.contains(problem), "{cors}: {error}");
     }
 }
+
+#[test]
+fn check_names_the_origins_each_tenant_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new()
+        .tenant("own", payhub("own", &origins(&[DASHBOARD, ELSEWHERE])))
+        .tenant("vendor", payhub("vendor", ""))
+        .tenant("off", payhub("off", "cors_origins = []"))
+        .tenant("px", pixyle_tenant("px", "/px", ""))
+        .write(dir.path());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_polyauth"))
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = |id: &str| {
+        let tenant = format!("tenant {id} ");
+        stdout
+            .lines()
+            .find(|l| l.contains(&tenant))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("own").ends_with(&format!("CORS {DASHBOARD}, {ELSEWHERE}")));
+    assert!(line("vendor").ends_with("CORS * (dialect default)"));
+    assert!(line("off").ends_with("no CORS"));
+    assert!(line("px").ends_with("no CORS"));
+}
