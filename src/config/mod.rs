@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use server::{StoreConfig, StoreKind};
 
+use crate::access::Rules;
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
 use crate::engine::keys::KeyPair;
@@ -48,6 +49,8 @@ pub struct LoadedTenant {
     pub lifetimes: Lifetimes,
     /// Live sessions a subject may hold; a new one ends the oldest.
     pub max_sessions: u32,
+    /// The `[[access]]` rules, compiled.
+    pub access: Rules,
 }
 
 /// Everything the gateway needs to start.
@@ -354,6 +357,11 @@ fn validate_tenant(
             .map_err(|(j, e)| err(&format!("companies[{i}].roles[{j}]"), e))?;
     }
 
+    let access = Rules::compile(&config.access).map_err(|(key, e)| err(&key, e))?;
+    for (i, rule) in config.access.iter().enumerate() {
+        check_roles(&rule.roles).map_err(|(j, e)| err(&format!("access[{i}].roles[{j}]"), e))?;
+    }
+
     let pick = |own: Option<crate::duration::HumanDuration>,
                 dialect: Option<crate::duration::HumanDuration>,
                 fallback: u64| {
@@ -394,6 +402,7 @@ fn validate_tenant(
         api_key_secret,
         lifetimes,
         max_sessions,
+        access,
     })
 }
 

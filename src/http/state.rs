@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::access::Rules;
 use crate::dialect::Dialect;
 use crate::engine::{Engine, Tenant};
 
@@ -17,7 +18,7 @@ pub struct AppState {
 }
 
 /// A tenant at run time: the engine's view, the dialect it speaks, its
-/// document, and where it is mounted.
+/// document, where it is mounted, and its access rules.
 pub struct TenantContext {
     pub tenant: Tenant,
     pub dialect: Arc<Dialect>,
@@ -26,4 +27,6 @@ pub struct TenantContext {
     /// `Host` names it answers (a host match wins over a prefix).
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
+    /// Its `[[access]]` rules, which forward-auth and the proxy apply.
+    pub access: Rules,
 }

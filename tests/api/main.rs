@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod config_validation;
 mod elyssa;
+mod forward_auth;
 mod gateway;
 mod helpers;
 mod lockout;
