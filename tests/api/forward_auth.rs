@@ -26,18 +26,18 @@ paths = ["/internal/**"]
 policy = "deny"
 "#;
 
-/// A Pixyle tenant `a` at `/a` with [`RULES`]: `user@a.test` has the
+/// A Pixyle tenant `a` at `prefix` with [`RULES`]: `user@a.test` has the
 /// `admin` role, `plain@a.test` only `user`.
-pub fn ruled_tenant() -> String {
+pub fn ruled_tenant(prefix: &str) -> String {
     format!(
         "{}\n[[users]]\nemail = \"plain@a.test\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n",
-        pixyle_tenant("a", "/a", RULES),
+        pixyle_tenant("a", prefix, RULES),
         password_hash(PASSWORD)
     )
 }
 
 async fn ruled_app() -> TestApp {
-    TestApp::spawn(Setup::new().tenant("a", ruled_tenant())).await
+    TestApp::spawn(Setup::new().tenant("a", ruled_tenant("/a"))).await
 }
 
 async fn access_token(app: &TestApp, email: &str) -> String {

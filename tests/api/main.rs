@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP against a gateway bound on port 0.
 
 mod bad_input;
+mod behind_a_proxy;
 mod cli;
 mod config_validation;
 mod elyssa;
@@ -14,6 +15,7 @@ mod openapi;
 mod payhub;
 mod pixyle;
 mod process;
+mod proxy_servers;
 mod redis;
 mod redis_server;
 mod sixth_vendor;
