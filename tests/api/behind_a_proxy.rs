@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::forward_auth::ruled_tenant;
 use crate::helpers::{PASSWORD, Setup, TestApp};
-use crate::proxy_servers::{Backends, Caddy, Nginx, ProxyServer};
+use crate::proxy_servers::{Backends, Caddy, Nginx, ProxyServer, example};
 use crate::upstream::Upstream;
 
 /// polyauth (the tenant at `/pixyle`, as the examples name it), the echo
@@ -177,4 +177,16 @@ async fn nginx_with_the_example_config_guards_the_upstream() {
 #[tokio::test]
 async fn caddy_with_the_example_caddyfile_guards_the_upstream() {
     the_example_guards_the_upstream(Caddy::start).await;
+}
+
+#[test]
+fn the_readme_shows_the_example_files_verbatim() {
+    let readme = std::fs::read_to_string(crate::tools::repo().join("README.md")).unwrap();
+    for file in ["nginx.conf", "Caddyfile"] {
+        let text = example(file);
+        assert!(
+            readme.contains(&text),
+            "README.md does not show examples/proxy/{file} as it is"
+        );
+    }
 }
