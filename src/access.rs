@@ -102,14 +102,6 @@ impl Rules {
             .map(Self)
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The decision for `method` on `path` (the path under the mount; a
     /// query after `?` is ignored). Without rules every request needs a
     /// credential, and the path is not read.
@@ -462,7 +454,7 @@ mod tests {
             policy = "deny"
             "#,
         );
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.0.len(), 4);
         assert_eq!(rules.decide("GET", "/health"), Decision::Public);
         assert_eq!(rules.decide("HEAD", "/public/a.css"), Decision::Public);
         assert_eq!(rules.decide("GET", "/public"), Decision::Public);

@@ -1,8 +1,9 @@
-//! Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy
-//! `ext_authz`: a reusable decision (credential → principal or error, given
-//! the original request) and the `X-Auth-*` headers that carry its answer,
-//! so that the upstream proxy and access rules can reuse both. Always real
-//! HTTP statuses.
+//! Forward-auth for nginx `auth_request`, Traefik `forwardAuth`, Caddy
+//! `forward_auth` and Envoy `ext_authz`: which original request a proxy
+//! asks about, a reusable decision (the tenant's access rules and the
+//! credentials → principal or error) and the `X-Auth-*` headers that carry
+//! its answer, so that the upstream proxy can reuse both. Always real HTTP
+//! statuses.
 
 use std::borrow::Cow;
 
