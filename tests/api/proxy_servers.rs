@@ -210,8 +210,8 @@ fn nginx_binary() -> PathBuf {
 }
 
 /// Caddy running `examples/proxy/Caddyfile`, imported by one that turns the
-/// admin endpoint and automatic HTTPS off; its home and XDG directories are
-/// its own.
+/// admin endpoint and automatic HTTPS off; its pid file, home and XDG
+/// directories are in its directory.
 pub struct Caddy;
 
 impl Caddy {
@@ -232,6 +232,8 @@ impl Caddy {
             command
                 .args(["run", "--adapter", "caddyfile", "--config"])
                 .arg(dir.join("Caddyfile"))
+                .arg("--pidfile")
+                .arg(dir.join("caddy.pid"))
                 .env("HOME", dir)
                 .env("XDG_CONFIG_HOME", dir.join("config"))
                 .env("XDG_DATA_HOME", dir.join("data"));
