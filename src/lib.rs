@@ -1,6 +1,7 @@
 //! polyauth: a multi-tenant authentication gateway that speaks other
 //! vendors' wire formats over one token and credential engine.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod cors;

@@ -141,5 +141,6 @@ async fn build_tenant(
         dialect: loaded.dialect,
         hosts: config.hosts,
         path_prefix: config.path_prefix,
+        access: loaded.access,
     }))
 }

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use server::{StoreConfig, StoreKind};
 
+use crate::access::Rules;
 use crate::cors::AllowedOrigins;
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
@@ -52,6 +53,8 @@ pub struct LoadedTenant {
     /// The origins answered with CORS headers: the tenant's, else the
     /// dialect's; `None`: no CORS headers at all.
     pub cors: Option<AllowedOrigins>,
+    /// The `[[access]]` rules, compiled.
+    pub access: Rules,
 }
 
 /// Everything the gateway needs to start.
@@ -357,6 +360,11 @@ fn validate_tenant(
             .map_err(|(j, e)| err(&format!("companies[{i}].roles[{j}]"), e))?;
     }
 
+    let access = Rules::compile(&config.access).map_err(|(key, e)| err(&key, e))?;
+    for (i, rule) in config.access.iter().enumerate() {
+        check_roles(&rule.roles).map_err(|(j, e)| err(&format!("access[{i}].roles[{j}]"), e))?;
+    }
+
     let pick = |own: Option<crate::duration::HumanDuration>,
                 dialect: Option<crate::duration::HumanDuration>,
                 fallback: u64| {
@@ -398,6 +406,7 @@ fn validate_tenant(
         lifetimes,
         max_sessions,
         cors,
+        access,
     })
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::access::RuleSpec;
 use crate::duration::HumanDuration;
 use crate::engine::keys::KeySet;
 use secrecy::SecretString;
@@ -51,6 +52,9 @@ pub struct TenantConfig {
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub companies: Vec<CompanyConfig>,
+    /// Who may reach which original request, first match wins (`[[access]]`).
+    #[serde(default)]
+    pub access: Vec<RuleSpec>,
 }
 
 impl TenantConfig {

@@ -279,14 +279,14 @@ impl Dialect {
                 }
                 codes
             }
-            None => {
-                let mut codes = vec![ErrorCode::MissingToken, ErrorCode::InvalidToken];
-                if self.company_header.is_some() {
-                    codes.push(ErrorCode::Forbidden);
-                }
-                codes.extend([ErrorCode::Unavailable, ErrorCode::Internal]);
-                codes
-            }
+            // Any tenant's access rules may deny, whatever its dialect.
+            None => vec![
+                ErrorCode::MissingToken,
+                ErrorCode::InvalidToken,
+                ErrorCode::Forbidden,
+                ErrorCode::Unavailable,
+                ErrorCode::Internal,
+            ],
         };
         let inputs = route.map_or(&[][..], |r| r.inputs.as_slice());
         let patterned = route.and_then(|r| r.accepts.iter().find(|a| a.pattern.is_some()));

@@ -13,7 +13,11 @@ use crate::engine::ErrorCode;
 
 /// What the access log calls the routes of a resource, by method.
 #[derive(Debug, Clone)]
-pub struct RouteTag(Arc<[(Method, String)]>);
+pub struct RouteTag {
+    routes: Arc<[(Method, String)]>,
+    /// The name of every method, on a resource that serves them all.
+    every_method: Option<Arc<str>>,
+}
 
 impl RouteTag {
     pub fn new(routes: &[(Method, &str)]) -> Self {
@@ -21,13 +25,19 @@ impl RouteTag {
             .iter()
             .map(|(method, name)| (method.clone(), (*name).to_owned()))
             .collect();
-        Self(routes.into())
+        Self {
+            routes: routes.into(),
+            every_method: None,
+        }
     }
 
     /// The route a request took; a method the resource does not serve is
     /// `method_not_allowed`.
     pub fn name(&self, method: &Method) -> &str {
-        self.0
+        if let Some(name) = &self.every_method {
+            return name;
+        }
+        self.routes
             .iter()
             .find(|(m, _)| m == method)
             .map_or("method_not_allowed", |(_, name)| name.as_str())
@@ -36,7 +46,7 @@ impl RouteTag {
     /// The methods the resource serves, as an `Allow` header lists them.
     pub fn allow(&self) -> String {
         let mut methods: Vec<&str> = Vec::new();
-        for (method, _) in self.0.iter() {
+        for (method, _) in self.routes.iter() {
             if !methods.contains(&method.as_str()) {
                 methods.push(method.as_str());
             }
@@ -58,11 +68,24 @@ pub fn resource(paths: Vec<String>, routes: Vec<(Method, String, Route)>) -> Res
         .iter()
         .map(|(method, name, _)| (method.clone(), name.clone()))
         .collect();
-    let mut resource = web::resource(paths).app_data(RouteTag(tags.into()));
+    let tag = RouteTag {
+        routes: tags.into(),
+        every_method: None,
+    };
+    let mut resource = web::resource(paths).app_data(tag);
     for (method, _, route) in routes {
         resource = resource.route(route.method(method));
     }
     resource.default_service(web::to(method_not_allowed))
+}
+
+/// A resource at `path` whose one route, logged as `name`, serves every method.
+pub fn every_method_resource(path: String, name: &str, route: Route) -> Resource {
+    let tag = RouteTag {
+        routes: Arc::new([]),
+        every_method: Some(name.into()),
+    };
+    web::resource(path).app_data(tag).route(route)
 }
 
 /// No route of the tenant has this path.

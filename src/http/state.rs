@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::cors::CorsPolicy;
+use crate::access::Rules;
 use crate::dialect::Dialect;
 use crate::engine::{Engine, Tenant};
 
@@ -18,7 +19,7 @@ pub struct AppState {
 }
 
 /// A tenant at run time: the engine's view, the dialect it speaks, its
-/// document, and where it is mounted.
+/// document, where it is mounted, and its access rules.
 pub struct TenantContext {
     pub tenant: Tenant,
     pub dialect: Arc<Dialect>,
@@ -29,4 +30,6 @@ pub struct TenantContext {
     pub path_prefix: Option<String>,
     /// Its CORS answers; `None`: no CORS headers at all.
     pub cors: Option<Arc<CorsPolicy>>,
+    /// Its `[[access]]` rules, which forward-auth and the proxy apply.
+    pub access: Rules,
 }

@@ -126,6 +126,33 @@ fn verify_operation(
             schemes.insert(name, scheme);
         }
     }
+    for (header, says) in [
+        (
+            "X-Forwarded-Method",
+            "The original request's method (Traefik, Caddy).",
+        ),
+        (
+            "X-Forwarded-Uri",
+            "The original request's path and query (Traefik, Caddy).",
+        ),
+        (
+            "X-Original-Method",
+            "The original request's method (nginx).",
+        ),
+        (
+            "X-Original-URI",
+            "The original request's path and query (nginx `$request_uri`).",
+        ),
+    ] {
+        verify = verify.parameter(
+            ParameterBuilder::new()
+                .name(header)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(says))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
     if let Some(header) = &dialect.company_header {
         verify = verify.parameter(
             ParameterBuilder::new()

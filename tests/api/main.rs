@@ -1,11 +1,13 @@
 //! Integration tests: real HTTP against a gateway bound on port 0.
 
 mod bad_input;
+mod behind_a_proxy;
 mod browser;
 mod cli;
 mod config_validation;
 mod cors;
 mod elyssa;
+mod forward_auth;
 mod gateway;
 mod helpers;
 mod lockout;
@@ -15,6 +17,7 @@ mod openapi;
 mod payhub;
 mod pixyle;
 mod process;
+mod proxy_servers;
 mod redis;
 mod redis_server;
 mod sixth_vendor;

@@ -8,7 +8,7 @@ pub mod verify;
 use actix_web::http::Method;
 use actix_web::{Route, Scope, web};
 
-use super::routing::resource;
+use super::routing::{every_method_resource, resource};
 use crate::reserved;
 
 /// Mounts every gateway endpoint on a tenant's scope.
@@ -36,7 +36,13 @@ pub fn configure(scope: Scope) -> Scope {
             ],
         ),
     ];
-    endpoints.into_iter().fold(scope, |scope, (path, routes)| {
+    let scope = endpoints.into_iter().fold(scope, |scope, (path, routes)| {
         scope.service(resource(vec![path], routes))
-    })
+    });
+    // Envoy `ext_authz` appends the original path and keeps its method.
+    scope.service(every_method_resource(
+        format!("{}/{{{}:.*}}", reserved::VERIFY, verify::ORIGINAL),
+        "verify",
+        web::route().to(verify::verify),
+    ))
 }

@@ -1,12 +1,16 @@
-//! Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy
-//! `ext_authz`: a reusable decision (credential → principal or error, given
-//! the original request) and the `X-Auth-*` headers that carry its answer,
-//! so that the upstream proxy and access rules can reuse both. Always real
-//! HTTP statuses.
+//! Forward-auth for nginx `auth_request`, Traefik `forwardAuth`, Caddy
+//! `forward_auth` and Envoy `ext_authz`: which original request a proxy
+//! asks about, a reusable decision (the tenant's access rules and the
+//! credentials → principal or error) and the `X-Auth-*` headers that carry
+//! its answer, so that the upstream proxy can reuse both. Always real HTTP
+//! statuses.
+
+use std::borrow::Cow;
 
 use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
+use crate::access::Decision;
 use crate::dialect::Failure;
 use crate::engine::{Engine, EngineError, Principal, TokenProblem};
 use crate::http::request::to_http;
@@ -16,35 +20,58 @@ use crate::http::state::{AppState, TenantContext};
 #[derive(Debug, Clone, Copy)]
 pub struct Original<'a> {
     pub method: &'a str,
-    /// The path under the tenant's mount, without the query.
+    /// The path under the tenant's mount, as sent (percent-encoded), without
+    /// the query; the access rules read it ([`crate::access::RequestPath`]).
     pub path: &'a str,
 }
 
 /// Whether the request `original` may pass, given the credentials in
-/// `headers`: `Ok(Some(principal))` when they stand for someone allowed,
-/// `Ok(None)` when the request needs no credential and none was sent, else
-/// why not (`MissingToken`/`InvalidToken` → 401, `Forbidden` → 403,
-/// `Unavailable` → 503). Every credential is valid for every request today;
-/// the tenant's access rules will decide by `original`.
+/// `headers` and the tenant's access rules: `Ok(Some(principal))` when they
+/// stand for someone allowed, `Ok(None)` when the request needs no
+/// credential and no valid one was sent, else why not
+/// (`MissingToken`/`InvalidToken` → 401, `Forbidden` → 403 for a `deny`
+/// rule, a missing role, an ambiguous path or a company mismatch,
+/// `Unavailable` → 503).
 pub async fn decide(
     engine: &Engine,
     context: &TenantContext,
     headers: &HeaderMap,
     original: Original<'_>,
 ) -> Result<Option<Principal>, EngineError> {
+    let decision = context.access.decide(original.method, original.path);
     tracing::debug!(
         method = original.method,
         path = original.path,
+        ?decision,
         "forward-auth"
     );
+    match decision {
+        Decision::Deny => Err(EngineError::Forbidden),
+        // Whatever is wrong with a credential, a public page is still served, anonymously.
+        Decision::Public => Ok(authenticate(engine, context, headers).await.ok()),
+        Decision::Authenticated { roles } => {
+            let principal = authenticate(engine, context, headers).await?;
+            if !roles.is_empty() && !principal.roles.iter().any(|role| roles.contains(role)) {
+                return Err(EngineError::Forbidden);
+            }
+            Ok(Some(principal))
+        }
+    }
+}
+
+/// Who the credentials in `headers` stand for: every one given must be
+/// valid and stand for the same holder, since an upstream may read any.
+async fn authenticate(
+    engine: &Engine,
+    context: &TenantContext,
+    headers: &HeaderMap,
+) -> Result<Principal, EngineError> {
     let dialect = &context.dialect;
     let presented = dialect.presented(headers)?;
     if presented.is_empty() {
         return Err(EngineError::MissingToken);
     }
     let company = dialect.claimed_company(headers)?;
-    // Every credential given must be valid and stand for the same holder:
-    // an upstream may read any of them.
     let mut principal: Option<Principal> = None;
     for (token, kind) in presented {
         let this = engine.verify(&context.tenant, token, kind, company).await?;
@@ -56,8 +83,57 @@ pub async fn decide(
             None => principal = Some(this),
         }
     }
-    principal.ok_or(EngineError::MissingToken).map(Some)
+    principal.ok_or(EngineError::MissingToken)
 }
+
+/// Where a proxy names the original request, in the order they are read.
+const CONVENTIONS: [(&str, &str); 2] = [
+    // Traefik `forwardAuth`, Caddy `forward_auth`.
+    ("x-forwarded-method", "x-forwarded-uri"),
+    // nginx `auth_request`, as the shipped configuration sets them.
+    ("x-original-method", "x-original-uri"),
+];
+
+/// The original request of a verify request, from the first convention it
+/// follows: the path after `/_polyauth/verify` (Envoy `ext_authz`, which
+/// sends the original method too), then a `(method, URI)` header pair of
+/// [`CONVENTIONS`] (a missing method header: the verify request's own),
+/// else the verify request itself. The query is dropped. A header sent
+/// twice or unreadable names no path: the rules refuse it.
+fn original_of(req: &HttpRequest) -> (&str, Cow<'_, str>) {
+    let own_method = req.method().as_str();
+    if let Some(suffix) = req.match_info().get(ORIGINAL) {
+        return (own_method, format!("/{}", without_query(suffix)).into());
+    }
+    let headers = req.headers();
+    for (method, uri) in CONVENTIONS {
+        if headers.contains_key(uri) {
+            let method = match headers.contains_key(method) {
+                true => sole_value(headers, method).unwrap_or_default(),
+                false => own_method,
+            };
+            let path = sole_value(headers, uri).map_or("", without_query);
+            return (method, path.into());
+        }
+    }
+    (own_method, crate::reserved::VERIFY.into())
+}
+
+fn without_query(uri: &str) -> &str {
+    uri.split_once('?').map_or(uri, |(path, _)| path)
+}
+
+/// The one readable value of header `name`.
+fn sole_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name);
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
+}
+
+/// The match name of the original path after `/_polyauth/verify/`.
+pub const ORIGINAL: &str = "original";
 
 /// The principal as `X-Auth-*` headers; a value that cannot be a header
 /// value is left out. Roles are header-safe (checked at startup); an email
@@ -103,18 +179,26 @@ pub fn header_safe_email(email: &str) -> std::borrow::Cow<'_, str> {
     encoded.into()
 }
 
-/// Forward-auth: is this credential allowed?
+/// Forward-auth: may this request pass?
 ///
-/// For nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`.
+/// For nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`
+/// and Envoy `ext_authz`. The request asked about is read from the path
+/// after `/_polyauth/verify/` with this request's method (Envoy appends the
+/// original path and keeps the method: that form serves every method), else
+/// from `X-Forwarded-Method` and `X-Forwarded-Uri` (Traefik, Caddy), else
+/// from `X-Original-Method` and `X-Original-URI` (nginx), else it is this
+/// request; the query never counts. The tenant's access rules decide.
 /// Answers 200 with `X-Auth-*` headers naming the principal for a valid
-/// credential, else the dialect's error body with a real 401, 403 or 503,
-/// even where the dialect's own routes answer 200 for errors.
+/// credential (a public path needs none), else the dialect's error body
+/// with a real 401, 403 (a denied path, a missing role, a path that can be
+/// read two ways, a company mismatch) or 503, even where the dialect's own
+/// routes answer 200 for errors. Never cached (`Cache-Control: no-store`).
 #[utoipa::path(
     method(get, post),
     path = "/_polyauth/verify",
     tag = "gateway",
     responses(
-        (status = 200, description = "The credential is valid.", headers(
+        (status = 200, description = "The request may pass.", headers(
             ("X-Auth-Tenant" = String, description = "The tenant id."),
             ("X-Auth-Subject" = String, description = "The subject: a user or company id."),
             ("X-Auth-Email" = String, description = "The user's email, when the subject has one; percent-encoded (RFC 3986) when it is not ASCII."),
@@ -128,10 +212,10 @@ pub async fn verify(
     state: web::Data<AppState>,
     context: web::Data<TenantContext>,
 ) -> HttpResponse {
+    let (method, path) = original_of(&req);
     let original = Original {
-        // Asked without a convention naming another request: this one.
-        method: req.method().as_str(),
-        path: crate::reserved::VERIFY,
+        method,
+        path: &path,
     };
     match decide(&state.engine, &context, req.headers(), original).await {
         Ok(principal) => {
