@@ -3,6 +3,7 @@
 //! an [`EngineError`].
 
 pub mod call;
+pub mod clients;
 pub mod error;
 pub mod keys;
 pub mod password;
