@@ -88,10 +88,6 @@ impl Clients {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// Whether `secret` is the secret of client `id`.
     fn check(&self, id: &str, secret: &str) -> bool {
         match self.by_id.get(id) {

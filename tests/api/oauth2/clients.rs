@@ -4,8 +4,11 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use super::{SECRET, VENDOR, secret_hash, vendor_tenant};
-use crate::helpers::Setup;
+use base64::Engine as _;
+use serde_json::json;
+
+use super::{Caller, SECRET, VENDOR, login, oauth2, secret_hash, vendor_tenant};
+use crate::helpers::{Setup, TestApp, status_json};
 
 fn polyauth() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyauth"))
@@ -146,4 +149,52 @@ fn hash_secret_refuses_a_secret_shorter_than_32_bytes() {
             "the secret is repeated: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_generated_secret_and_its_hash_make_a_working_client() {
+    let output = hash_secret(&["--generate"], b"");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let [secret_line, hash_line] = lines[..] else {
+        panic!("not two lines: {stdout}");
+    };
+    let secret = secret_line.strip_prefix("secret: ").unwrap();
+    let hash = hash_line.strip_prefix("secret_hash: ").unwrap();
+    let random = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret)
+        .unwrap();
+    assert_eq!(random.len(), 32);
+    assert_eq!(hash, secret_hash(secret));
+    let again = text(&hash_secret(&["--generate"], b"").stdout);
+    assert_ne!(again, stdout, "the same secret twice");
+
+    // The printed hash, pasted into a tenant file, admits the secret.
+    let tenant = format!(
+        "{}\n[[clients]]\nid = \"generated\"\nsecret_hash = \"{hash}\"\n",
+        vendor_tenant("a", "")
+    );
+    let app = TestApp::spawn(Setup::new().dialect("vendor", VENDOR).tenant("a", tenant)).await;
+    let tokens = login(&app, "a").await;
+    let form = [("token", tokens.access.as_str())];
+    let response = oauth2(
+        &app,
+        "a",
+        "introspect",
+        Caller::Basic("generated", secret),
+        &form,
+    )
+    .await;
+    let (status, body) = status_json(response).await;
+    assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
+    let response = oauth2(
+        &app,
+        "a",
+        "introspect",
+        Caller::Basic("generated", SECRET),
+        &form,
+    )
+    .await;
+    assert_eq!(response.status(), 401);
 }
