@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `hash-password`, `openapi`.
+//! The command line: `serve`, `check`, `hash-password`, `hash-secret`, `openapi`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -36,6 +36,13 @@ pub enum Command {
     },
     /// Read a password from stdin and print an argon2id PHC string.
     HashPassword,
+    /// Read a client secret from stdin (one trailing newline is dropped) and
+    /// print its `sha256:` hash for a tenant's `[[clients]]`.
+    HashSecret {
+        /// Make a new random secret instead, and print it with its hash.
+        #[arg(long)]
+        generate: bool,
+    },
     /// Write the OpenAPI document of every dialect to `<out>/<dialect>.json`.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -65,7 +72,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
+        Command::HashSecret { generate } => {
+            hash_secret(generate)?;
+            Ok(true)
+        }
     }
+}
+
+/// `hash-secret`: the hash of the secret on stdin, or a new secret and its
+/// hash. Only a generated secret is ever printed (it exists nowhere else).
+fn hash_secret(generate: bool) -> anyhow::Result<()> {
+    use crate::engine::clients::{MIN_SECRET_BYTES, SecretHash};
+    if generate {
+        use base64::Engine as _;
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        println!("secret: {secret}");
+        println!("secret_hash: {}", SecretHash::of(secret.as_bytes()));
+        eprintln!(
+            "Give `secret` to the client (it is not kept anywhere); put `secret_hash` in the tenant's [[clients]]."
+        );
+        return Ok(());
+    }
+    let text = read_stdin_secret("client secret: ")?;
+    let text = text.expose_secret();
+    let secret = text
+        .strip_suffix('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .unwrap_or(text);
+    anyhow::ensure!(
+        secret.len() >= MIN_SECRET_BYTES,
+        "a client secret must be at least {MIN_SECRET_BYTES} bytes (this one is {}); `polyauth hash-secret --generate` makes one",
+        secret.len()
+    );
+    println!("{}", SecretHash::of(secret.as_bytes()));
+    Ok(())
 }
 
 async fn serve(dir: PathBuf) -> anyhow::Result<()> {
@@ -154,16 +197,23 @@ fn check(dir: &std::path::Path) -> bool {
 
 /// One line from stdin, without echo when it is a terminal.
 fn read_password() -> anyhow::Result<SecretString> {
-    let password = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("password: ").context("cannot read the password")?
-    } else {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read stdin")?;
-        text.lines().next().unwrap_or_default().to_owned()
-    };
-    let password = SecretString::from(password);
+    let text = read_stdin_secret("password: ")?;
+    let password = text.expose_secret().lines().next().unwrap_or_default();
+    let password = SecretString::from(password.to_owned());
     anyhow::ensure!(!password.expose_secret().is_empty(), "empty password");
     Ok(password)
+}
+
+/// The line typed on a terminal (without echo, prompted on it), else all
+/// of stdin as it was piped in.
+fn read_stdin_secret(prompt: &str) -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password(prompt).context("cannot read from the terminal")?;
+        return Ok(SecretString::from(typed));
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read stdin (it must be UTF-8 text)")?;
+    Ok(SecretString::from(text))
 }

@@ -2,7 +2,7 @@
 //! list: dialect routes and tenant prefixes may not claim them, the HTTP
 //! layer mounts its endpoints (`http/gateway/`) at them, the OpenAPI
 //! documents name them. Roots kept before anything is served under them
-//! (`/.well-known`, `/oauth2`) are kept so that no dialect takes them first.
+//! (`/.well-known`) are kept so that no dialect takes them first.
 
 /// The gateway's own endpoints (forward-auth today).
 pub const POLYAUTH: &str = "/_polyauth";
@@ -10,8 +10,12 @@ pub const POLYAUTH: &str = "/_polyauth";
 pub const VERIFY: &str = "/_polyauth/verify";
 /// Well-known documents (kept for the JWKS).
 pub const WELL_KNOWN: &str = "/.well-known";
-/// OAuth 2.0 endpoints of the gateway (kept for introspection and revocation).
+/// OAuth 2.0 endpoints of the gateway.
 pub const OAUTH2: &str = "/oauth2";
+/// Token introspection (RFC 7662).
+pub const INTROSPECT: &str = "/oauth2/introspect";
+/// Token revocation (RFC 7009).
+pub const REVOKE: &str = "/oauth2/revoke";
 /// The tenant's OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Swagger UI for that document.

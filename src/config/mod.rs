@@ -359,6 +359,7 @@ fn validate_tenant(
         check_roles(&company.roles)
             .map_err(|(j, e)| err(&format!("companies[{i}].roles[{j}]"), e))?;
     }
+    check_clients(&config.clients).map_err(|(key, e)| err(&key, e))?;
 
     let access = Rules::compile(&config.access).map_err(|(key, e)| err(&key, e))?;
     for (i, rule) in config.access.iter().enumerate() {
@@ -408,6 +409,27 @@ fn validate_tenant(
         cors,
         access,
     })
+}
+
+/// Client ids are unique, non-empty printable ASCII (RFC 6749 Appendix A.1:
+/// `VSCHAR`); secret hashes are `sha256:<64 lowercase hex>`. The error names
+/// the key.
+fn check_clients(clients: &[tenant::ClientConfig]) -> Result<(), (String, String)> {
+    let mut ids = HashSet::new();
+    for (i, client) in clients.iter().enumerate() {
+        let printable = client.id.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if client.id.is_empty() || !printable {
+            let problem = format!("{:?} must be printable ASCII, not empty", client.id);
+            return Err((format!("clients[{i}].id"), problem));
+        }
+        if !ids.insert(client.id.as_str()) {
+            let problem = format!("`{}` is repeated", client.id);
+            return Err((format!("clients[{i}].id"), problem));
+        }
+        crate::engine::clients::SecretHash::parse(&client.secret_hash)
+            .map_err(|problem| (format!("clients[{i}].secret_hash"), problem))?;
+    }
+    Ok(())
 }
 
 /// Roles travel comma-separated in `X-Auth-Roles`: each must be a

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::access::RuleSpec;
 use crate::duration::HumanDuration;
+use crate::engine::clients::{Clients, SecretHash};
 use crate::engine::keys::KeySet;
 use secrecy::SecretString;
 
@@ -55,6 +56,9 @@ pub struct TenantConfig {
     /// Who may reach which original request, first match wins (`[[access]]`).
     #[serde(default)]
     pub access: Vec<RuleSpec>,
+    /// OAuth clients that may call introspection and revocation.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
 }
 
 impl TenantConfig {
@@ -70,6 +74,12 @@ impl TenantConfig {
     ) -> anyhow::Result<Tenant> {
         let users = self.users.iter().map(UserConfig::spec).collect();
         let companies = self.companies.iter().map(CompanyConfig::spec).collect();
+        let clients = self
+            .clients
+            .iter()
+            .map(|client| Ok((client.id.clone(), SecretHash::parse(&client.secret_hash)?)))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(anyhow::Error::msg)?;
         Ok(Tenant {
             id: self.id.clone(),
             issuer: self.issuer.clone(),
@@ -87,6 +97,7 @@ impl TenantConfig {
             extra_claims,
             api_key_secret,
             accounts: Accounts::new(&self.id, users, companies)?,
+            clients: Clients::new(clients),
         })
     }
 }
@@ -169,6 +180,16 @@ pub struct CompanyConfig {
     pub name: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// An OAuth client of the tenant (RFC 6749 §2): its id and the hash of
+/// its secret, as `polyauth hash-secret` prints it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    /// `sha256:<64 lowercase hex>` of the secret.
+    pub secret_hash: String,
 }
 
 impl UserConfig {

@@ -65,6 +65,15 @@ impl Engine {
         }
     }
 
+    /// Ends a working API key: its holder's key moves on to the next
+    /// generation, shown to no one until the holder asks for a key again.
+    pub(super) async fn revoke_api_key(&self, tenant: &Tenant, key: &str) -> EngineResult<()> {
+        let (record, _) = self.api_key_holder(tenant, key).await?;
+        self.issue_api_key(tenant, &record.subject, record.generation + 1)
+            .await
+            .map(drop)
+    }
+
     /// Makes the key of `generation` the subject's only one.
     async fn issue_api_key(
         &self,
@@ -122,6 +131,15 @@ impl Engine {
         tenant: &Tenant,
         key: &str,
     ) -> EngineResult<Identity> {
+        Ok(self.api_key_holder(tenant, key).await?.1)
+    }
+
+    /// The record of a working API key and who holds it now.
+    pub(super) async fn api_key_holder(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> EngineResult<(ApiKeyRecord, Identity)> {
         let invalid = || EngineError::InvalidToken(TokenProblem::Invalid);
         if !key.starts_with(API_KEY_PREFIX) {
             return Err(invalid());
@@ -135,7 +153,8 @@ impl Engine {
             .user_by_id(&record.subject)
             .filter(|u| u.active)
             .ok_or_else(invalid)?;
-        Ok(Identity::of_user(user))
+        let identity = Identity::of_user(user);
+        Ok((record, identity))
     }
 }
 

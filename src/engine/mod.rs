@@ -3,6 +3,7 @@
 //! an [`EngineError`].
 
 pub mod call;
+pub mod clients;
 pub mod error;
 pub mod keys;
 pub mod password;
@@ -10,6 +11,7 @@ pub mod tenant;
 pub mod tokens;
 
 mod api_keys;
+mod introspect;
 mod login;
 mod sessions;
 mod verify;
@@ -21,6 +23,7 @@ use secrecy::SecretString;
 
 pub use call::{Call, Outcome};
 pub use error::{Detail, EngineError, EngineResult, ErrorCode, MessageKey, TokenProblem};
+pub use introspect::{IntrospectedKind, Introspection, TokenInfo, TokenTypeHint};
 pub use login::ATTEMPT_HOLD;
 pub use tenant::{ClaimValue, Lifetimes, Tenant};
 pub use tokens::TokenType;

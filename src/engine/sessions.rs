@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::tokens::{self, Claims};
-use super::verify::holder;
+use super::verify::{holder, looks_like_jwt};
 use super::{
     ClaimValue, CredentialKind, Engine, EngineError, EngineResult, Grant, Identity, RevokeScope,
     Tenant, TokenProblem, TokenType, new_id,
@@ -77,8 +77,9 @@ impl Engine {
     }
 
     /// Makes a token dead until its expiry. A refresh token takes its whole
-    /// family; with [`RevokeScope::Session`] an access token does too.
-    /// Returns only once the revocation is written.
+    /// family; with [`RevokeScope::Session`] an access token does too. An
+    /// API key (where `kind` admits one) stops working. Returns only once
+    /// the revocation is written.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn revoke(
         &self,
@@ -87,6 +88,14 @@ impl Engine {
         kind: CredentialKind,
         scope: RevokeScope,
     ) -> EngineResult<()> {
+        let api_key = match kind {
+            CredentialKind::ApiKey => true,
+            CredentialKind::AccessTokenOrApiKey => !looks_like_jwt(token),
+            _ => false,
+        };
+        if api_key {
+            return self.revoke_api_key(tenant, token).await;
+        }
         let (claims, _) = self.authenticate(tenant, token, kind).await?;
         if claims.typ == TokenType::Access {
             self.store
@@ -98,6 +107,17 @@ impl Engine {
             self.revoke_family(tenant, family, claims.exp).await?;
         }
         Ok(())
+    }
+
+    /// Revokes whatever `token` is of the tenant's: an access token, a
+    /// refresh token (with its family) or an API key (RFC 7009).
+    #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
+    pub async fn revoke_any(&self, tenant: &Tenant, token: &str) -> EngineResult<()> {
+        let kind = match looks_like_jwt(token) {
+            true => CredentialKind::AnyToken,
+            false => CredentialKind::ApiKey,
+        };
+        self.revoke(tenant, token, kind, RevokeScope::Token).await
     }
 
     /// Revokes a session. The record must outlive both the family's refresh

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::clients::Clients;
 use super::keys::KeySet;
 use super::password::{self, hash_password};
 use crate::store::LockoutPolicy;
@@ -75,6 +76,8 @@ pub struct Tenant {
     /// The configured API-key derivation secret (else one kept in the store).
     pub api_key_secret: Option<SecretString>,
     pub accounts: Accounts,
+    /// OAuth clients that may introspect and revoke (`[[clients]]`).
+    pub clients: Clients,
 }
 
 impl Tenant {

@@ -115,6 +115,6 @@ pub(super) fn holder(tenant: &Tenant, claims: &Claims) -> EngineResult<Identity>
     identity.ok_or(EngineError::InvalidToken(TokenProblem::Invalid))
 }
 
-fn looks_like_jwt(credential: &str) -> bool {
+pub(super) fn looks_like_jwt(credential: &str) -> bool {
     credential.bytes().filter(|b| *b == b'.').count() == 2
 }

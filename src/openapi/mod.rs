@@ -78,6 +78,9 @@ pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
     paths = paths
         .path(VERIFY_PATH, PathItem::new(HttpMethod::Get, get))
         .path(VERIFY_PATH, PathItem::new(HttpMethod::Post, post));
+    for (path, operation) in oauth2_operations(dialect, &mut schemes) {
+        paths = paths.path(path, PathItem::new(HttpMethod::Post, operation));
+    }
 
     if let Some(admin_url) = admin_url {
         paths = admin_paths(paths, admin_url);
@@ -174,6 +177,61 @@ fn verify_operation(
         verify = verify.response(status, response);
     }
     verify.build()
+}
+
+/// `/oauth2/introspect` and `/oauth2/revoke`, as their handlers'
+/// annotations describe them, with the ways a caller may authenticate:
+/// a client (Basic; `client_secret_post` is in the body), and for
+/// introspection a bearer token or the dialect's own credential headers.
+fn oauth2_operations(
+    dialect: &Dialect,
+    schemes: &mut BTreeMap<String, SecurityScheme>,
+) -> Vec<(String, utoipa::openapi::path::Operation)> {
+    use crate::http::gateway::oauth2::{__path_post_introspect, __path_post_revoke};
+    use utoipa::Path;
+    let basic = (
+        "clientSecretBasic".to_owned(),
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+    );
+    let bearer = security_scheme(&Credential {
+        source: TokenSource::Bearer,
+        kind: crate::engine::CredentialKind::AccessTokenOrApiKey,
+    });
+    let headers = dialect
+        .verify
+        .iter()
+        .filter(|credential| matches!(credential.source, TokenSource::Header(_)))
+        .filter_map(security_scheme);
+    let introspect_by: Vec<_> = [basic.clone()]
+        .into_iter()
+        .chain(bearer)
+        .chain(headers)
+        .collect();
+    let with = |mut operation: OperationBuilder, id: &str, by: &[(String, SecurityScheme)]| {
+        operation = operation.operation_id(Some(id)).tag("gateway");
+        for (name, _) in by {
+            operation =
+                operation.security(SecurityRequirement::new(name.clone(), Vec::<String>::new()));
+        }
+        operation
+    };
+    let introspect = with(
+        __path_post_introspect::operation().into(),
+        "oauth2_introspect",
+        &introspect_by,
+    );
+    // Revocation needs no credential: none, or a client's.
+    let revoke = with(
+        OperationBuilder::from(__path_post_revoke::operation())
+            .security(SecurityRequirement::default()),
+        "oauth2_revoke",
+        std::slice::from_ref(&basic),
+    );
+    schemes.extend(introspect_by);
+    vec![
+        (__path_post_introspect::path(), introspect.build()),
+        (__path_post_revoke::path(), revoke.build()),
+    ]
 }
 
 /// The admin listener's endpoints, as their handlers' annotations describe

@@ -167,6 +167,10 @@ pub trait Sessions {
     /// When a live (known, unrevoked) family ends, if it is live.
     async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>>;
 
+    /// The current refresh token id of a live family, if it is live; a read
+    /// only (unlike [`Sessions::family_use`], a rotated-out id changes nothing).
+    async fn family_current(&self, tenant: &str, family: &str) -> StoreResult<Option<String>>;
+
     /// Revokes a whole family until `expires_at`.
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()>;
 

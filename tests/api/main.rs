@@ -12,6 +12,7 @@ mod gateway;
 mod helpers;
 mod lockout;
 mod memory;
+mod oauth2;
 mod oauth_form;
 mod openapi;
 mod payhub;

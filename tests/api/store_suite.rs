@@ -184,6 +184,9 @@ async fn families_rotate_detect_reuse_and_die(store: Arc<dyn Store>) {
     let end = unix_now() + 3600;
     store.family_start("t", "f", "r1", end).await.unwrap();
     assert_eq!(store.family_end("t", "f").await.unwrap(), Some(end));
+    let held = &store;
+    let current = move || async move { held.family_current("t", "f").await.unwrap() };
+    assert_eq!(current().await.as_deref(), Some("r1"));
     // Presenting the current token without rotating changes nothing.
     assert_eq!(
         store.family_use("t", "f", "r1", None).await.unwrap(),
@@ -197,6 +200,7 @@ async fn families_rotate_detect_reuse_and_die(store: Arc<dyn Store>) {
         store.family_use("t", "f", "r2", None).await.unwrap(),
         FamilyUse::Current
     );
+    assert_eq!(current().await.as_deref(), Some("r2"));
     // r1 was rotated out: presenting it is reuse, and the family dies.
     assert_eq!(
         store.family_use("t", "f", "r1", None).await.unwrap(),
@@ -211,6 +215,8 @@ async fn families_rotate_detect_reuse_and_die(store: Arc<dyn Store>) {
         TokenState::Revoked
     );
     assert_eq!(store.family_end("t", "f").await.unwrap(), None);
+    assert_eq!(current().await, None);
+    assert_eq!(store.family_current("t", "unknown").await.unwrap(), None);
 
     store.family_start("t", "g", "s1", end).await.unwrap();
     store.family_revoke("t", "g", end).await.unwrap();

@@ -2,6 +2,7 @@
 //! each at its path in [`crate::reserved`].
 
 pub mod docs;
+pub mod oauth2;
 pub mod openapi;
 pub mod verify;
 
@@ -34,6 +35,17 @@ pub fn configure(scope: Scope) -> Scope {
                 get("verify", web::route().to(verify::verify)),
                 post("verify", web::route().to(verify::verify)),
             ],
+        ),
+        (
+            reserved::INTROSPECT.to_owned(),
+            vec![post(
+                "oauth2_introspect",
+                web::route().to(oauth2::post_introspect),
+            )],
+        ),
+        (
+            reserved::REVOKE.to_owned(),
+            vec![post("oauth2_revoke", web::route().to(oauth2::post_revoke))],
         ),
     ];
     let scope = endpoints.into_iter().fold(scope, |scope, (path, routes)| {

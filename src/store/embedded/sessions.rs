@@ -112,6 +112,15 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    async fn family_current(&self, tenant: &str, family: &str) -> StoreResult<Option<String>> {
+        let k = key(tenant, family);
+        self.read(move |txn| {
+            let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+            Ok(record.filter(FamilyRecord::live).map(|r| r.current))
+        })
+        .await
+    }
+
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, family);
         self.write(move |txn| {

@@ -85,6 +85,20 @@ impl Sessions for RedisStore {
         Ok(end.filter(|_| live))
     }
 
+    async fn family_current(&self, tenant: &str, family: &str) -> StoreResult<Option<String>> {
+        let (current, revoked): (Option<String>, Option<String>) = self
+            .call(
+                "family_current",
+                redis::cmd("HMGET")
+                    .arg(self.keys.of(tenant, "family", family))
+                    .arg(&["current", "revoked"])
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
+        // The key ends with the family (its TTL), so a present one has not ended.
+        Ok(current.filter(|_| revoked.as_deref() != Some("1")))
+    }
+
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let until: u64 = self
             .invoke(
