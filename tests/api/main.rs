@@ -6,6 +6,7 @@ mod config_validation;
 mod elyssa;
 mod gateway;
 mod helpers;
+mod jwks;
 mod lockout;
 mod memory;
 mod oauth_form;
