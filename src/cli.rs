@@ -124,11 +124,7 @@ fn check(dir: &std::path::Path) -> bool {
                     mount,
                     config.users.len(),
                     config.companies.len(),
-                    if tenant.keys.is_empty() {
-                        "generated signing key".to_string()
-                    } else {
-                        format!("{} configured keys", tenant.keys.len())
-                    }
+                    configured_keys(&tenant.keys)
                 );
             }
             for name in loaded.dialects.names() {
@@ -142,6 +138,18 @@ fn check(dir: &std::path::Path) -> bool {
             eprintln!("error: {error}");
             false
         }
+    }
+}
+
+/// How a tenant's keys are described by `check`.
+fn configured_keys(keys: &[crate::engine::keys::KeyPair]) -> String {
+    if keys.is_empty() {
+        return "generated signing key".into();
+    }
+    let now = crate::store::unix_now();
+    match keys.iter().filter(|key| key.retired(now)).count() {
+        0 => format!("{} configured keys", keys.len()),
+        retired => format!("{} configured keys, {retired} retired", keys.len()),
     }
 }
 

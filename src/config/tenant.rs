@@ -110,6 +110,10 @@ pub struct KeyConfig {
     pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// From this instant on the key neither signs nor verifies, and leaves
+    /// the JWKS; decided at each request. A date already past is fine.
+    #[serde(default)]
+    pub retire_after: Option<super::timestamp::Timestamp>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -335,3 +335,180 @@ fn every_dialect_document_describes_the_jwks() {
         }
     }
 }
+
+/// `[[keys]]` of the tenant at `dir/config`, rewritten (the server reads
+/// them at start).
+fn rewrite_tenant(dir: &Path, tenant: &str, keys: &str) {
+    Setup::new()
+        .tenant(tenant, pixyle_tenant(tenant, &format!("/{tenant}"), keys))
+        .write(dir);
+}
+
+/// `/_polyauth/verify`'s status for `token` on tenant `/<tenant>` at `base`.
+async fn verify_status(base: &str, tenant: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}/{tenant}/_polyauth/verify"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_retired_configured_key_leaves_the_jwks_and_its_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = key_entry("k-old", "ES256", &es256_key(dir.path(), "old.pem"), "");
+    let new = key_entry("k-new", "EdDSA", &ed25519_key(dir.path(), "new.pem"), "");
+    rewrite_tenant(dir.path(), "t", &old);
+    let app = TestApp::start_in(dir).await;
+    let token = access_token(&app, "t").await;
+    assert_eq!(kid_of(&token), "k-old");
+    let dir = app.stop().await;
+
+    // A date already past is accepted: the key is simply retired.
+    let retired = old.replace("\n\n", "\nretire_after = \"2020-01-01T00:00:00Z\"\n");
+    assert!(retired.contains("retire_after"));
+    rewrite_tenant(dir.path(), "t", &format!("{new}{retired}"));
+    let app = TestApp::start_in(dir).await;
+    assert_eq!(jwks(&app.address, "t").await.1, ["k-new"]);
+    assert_eq!(verify_status(&app.address, "t", &token).await, 401);
+    let fresh = access_token(&app, "t").await;
+    assert_eq!(kid_of(&fresh), "k-new");
+    assert_eq!(verify_status(&app.address, "t", &fresh).await, 200);
+    let dir = app.stop().await;
+
+    // Listed first but retired: the first key that is not signs.
+    rewrite_tenant(dir.path(), "t", &format!("{retired}{new}"));
+    let app = TestApp::start_in(dir).await;
+    assert_eq!(kid_of(&access_token(&app, "t").await), "k-new");
+    assert_eq!(jwks(&app.address, "t").await.1, ["k-new"]);
+    assert_eq!(verify_status(&app.address, "t", &token).await, 401);
+}
+
+/// `unix` seconds as RFC 3339, in UTC or at a +02:00 offset.
+fn rfc3339(unix: u64, offset: bool) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    let utc = humantime::format_rfc3339_seconds(time).to_string();
+    if !offset {
+        return utc;
+    }
+    // 2h later on the clock, two hours ahead of UTC: the same instant.
+    let later = humantime::format_rfc3339_seconds(time + std::time::Duration::from_secs(7200));
+    later.to_string().replace('Z', "+02:00")
+}
+
+#[tokio::test]
+async fn a_key_retires_at_its_date_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let retire_at = polyauth::store::unix_now() + 3;
+    let first = key_entry(
+        "k1",
+        "ES256",
+        &es256_key(dir.path(), "k1.pem"),
+        &format!("retire_after = {:?}", rfc3339(retire_at, true)),
+    );
+    let second = key_entry("k2", "EdDSA", &ed25519_key(dir.path(), "k2.pem"), "");
+    rewrite_tenant(dir.path(), "t", &format!("{first}{second}"));
+    let app = TestApp::start_in(dir).await;
+    let token = access_token(&app, "t").await;
+    assert_eq!(kid_of(&token), "k1");
+    assert_eq!(jwks(&app.address, "t").await.1, ["k1", "k2"]);
+    assert_eq!(verify_status(&app.address, "t", &token).await, 200);
+    while polyauth::store::unix_now() < retire_at {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(jwks(&app.address, "t").await.1, ["k2"]);
+    assert_eq!(verify_status(&app.address, "t", &token).await, 401);
+    assert_eq!(kid_of(&access_token(&app, "t").await), "k2");
+}
+
+/// `polyauth check --config <config>`: success, and what it printed.
+fn check(config: &Path) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_polyauth"))
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn check_validates_retire_after_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = es256_key(dir.path(), "k.pem");
+    let other = ed25519_key(dir.path(), "other.pem");
+    let with = |retire_after: &str| {
+        let keys = format!(
+            "{}{}",
+            key_entry("k0", "EdDSA", &other, ""),
+            key_entry(
+                "k1",
+                "ES256",
+                &pem,
+                &format!("retire_after = {retire_after}")
+            )
+        );
+        Setup::new()
+            .tenant("t", pixyle_tenant("t", "/t", &keys))
+            .write(dir.path())
+    };
+    for bad in [
+        "\"2026-12-31\"",
+        "\"next tuesday\"",
+        "\"2026-13-01T00:00:00Z\"",
+        "42",
+    ] {
+        let (ok, said) = check(&with(bad));
+        assert!(!ok, "{bad}: {said}");
+        assert!(
+            said.contains("t.toml: `keys[1].retire_after`: ") && said.contains("RFC 3339"),
+            "{bad}: {said}"
+        );
+    }
+    // Quoted or as a TOML date-time, in UTC or with an offset; past or not.
+    for fine in [
+        "\"2020-01-01T00:00:00Z\"",
+        "2099-12-31T00:00:00Z",
+        "\"2099-12-31T00:00:00.5+01:00\"",
+    ] {
+        let (ok, said) = check(&with(fine));
+        assert!(ok, "{fine}: {said}");
+    }
+    let (_, said) = check(&with("\"2020-01-01T00:00:00Z\""));
+    assert!(said.contains("2 configured keys, 1 retired"), "{said}");
+
+    // Every key retired: nothing could sign. The error names the key that
+    // retired last.
+    let keys = format!(
+        "{}{}",
+        key_entry(
+            "k0",
+            "EdDSA",
+            &other,
+            "retire_after = \"2021-06-01T00:00:00Z\""
+        ),
+        key_entry(
+            "k1",
+            "ES256",
+            &pem,
+            "retire_after = \"2020-01-01T00:00:00Z\""
+        )
+    );
+    let config = Setup::new()
+        .tenant("t", pixyle_tenant("t", "/t", &keys))
+        .write(dir.path());
+    let (ok, said) = check(&config);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("t.toml: `keys[0].retire_after`: ") && said.contains("every key is retired"),
+        "{said}"
+    );
+}

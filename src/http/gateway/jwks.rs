@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::http::state::TenantContext;
+use crate::store::unix_now;
 
 /// A client may keep the set five minutes. A key rotated in signs at once,
 /// so a client meeting a `kid` it does not know fetches the set again
@@ -40,7 +41,7 @@ pub const CACHE_CONTROL: &str = "public, max-age=300";
     )
 )]
 pub async fn get_jwks(context: web::Data<TenantContext>) -> HttpResponse {
-    let keys = context.tenant.keys.jwks();
+    let keys = context.tenant.keys.jwks(unix_now());
     HttpResponse::Ok()
         .insert_header(("cache-control", CACHE_CONTROL))
         .json(keys)
