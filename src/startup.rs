@@ -109,17 +109,18 @@ async fn build_tenant(
     loaded: LoadedTenant,
     store: &dyn Store,
 ) -> anyhow::Result<Arc<TenantContext>> {
-    let pairs = if loaded.keys.is_empty() {
+    let keyset = if loaded.keys.is_empty() {
         let candidate = keys::generate_ed25519()?;
         let stored = store
-            .signing_key_get_or_insert(&loaded.config.id, candidate)
+            .signing_keys_get_or_init(&loaded.config.id, candidate)
             .await
             .with_context(|| format!("tenant {}: cannot keep its signing key", loaded.config.id))?;
-        vec![keys::from_stored(&stored)?]
+        let grace = keys::rotation_grace(&loaded.lifetimes);
+        keys::KeySet::generated(&stored, grace)
+            .with_context(|| format!("tenant {}: its generated keys", loaded.config.id))?
     } else {
-        loaded.keys
+        keys::KeySet::new(loaded.keys)?
     };
-    let keyset = keys::KeySet::new(pairs)?;
     let config = loaded.config;
     let limits = (loaded.lifetimes, loaded.max_sessions);
     let api_key_secret = loaded.api_key_secret;

@@ -7,7 +7,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
-use crate::store::StoredSigningKey;
+use super::tenant::Lifetimes;
+use crate::store::{StoredSigningKey, unix_now};
 
 /// A key that signs new tokens.
 pub struct SigningKey {
@@ -65,9 +66,19 @@ impl KeySet {
             .map(|pair| &pair.verifying)
     }
 
-    /// Every key id, live or retired, in signing order.
-    pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|pair| pair.signing.kid.as_str())
+    /// A tenant's generated keys as the store keeps them, newest first:
+    /// the newest signs; each older one verifies until `grace` seconds
+    /// after its successor was made (see [`rotation_grace`]), then retires.
+    pub fn generated(stored: &[StoredSigningKey], grace: u64) -> anyhow::Result<Self> {
+        let mut pairs = Vec::with_capacity(stored.len());
+        let mut successor: Option<&StoredSigningKey> = None;
+        for key in stored {
+            let mut pair = from_stored(key)?;
+            pair.retire_at = successor.map(|newer| newer.created_at.saturating_add(grace));
+            pairs.push(pair);
+            successor = Some(key);
+        }
+        Self::new(pairs)
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &KeyPair> {
@@ -207,6 +218,19 @@ fn ed25519_pair(kid: String, key: &ed25519_dalek::SigningKey) -> Result<KeyPair,
     })
 }
 
+/// How long a generated key keeps verifying once a rotation replaced it:
+/// the longest a token it signed may live (replicas still signing with it
+/// for the second they take to follow are within the skew), plus the skew
+/// verification tolerates. Past it the key could verify nothing and is
+/// dropped (from the JWKS at once, from the store at the next rotation).
+pub fn rotation_grace(lifetimes: &Lifetimes) -> u64 {
+    let longest = lifetimes
+        .access
+        .max(lifetimes.refresh)
+        .max(lifetimes.remember_refresh);
+    longest.as_secs().saturating_add(super::tokens::SKEW_SECS)
+}
+
 /// A fresh Ed25519 key for a tenant with no `[[keys]]`; its `kid` is derived
 /// from the public key so it is stable wherever the key is loaded.
 pub fn generate_ed25519() -> anyhow::Result<StoredSigningKey> {
@@ -219,6 +243,7 @@ pub fn generate_ed25519() -> anyhow::Result<StoredSigningKey> {
         kid: format!("gen-{}", URL_SAFE_NO_PAD.encode(&digest[..9])),
         alg: "EdDSA".into(),
         pkcs8_der: der.as_bytes().to_vec(),
+        created_at: unix_now(),
     })
 }
 
@@ -289,6 +314,39 @@ mod tests {
         assert!(set.signing(20).is_none());
         assert!(published(&set, 20).is_empty());
         assert!(KeySet::new(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn an_older_generated_key_verifies_until_its_successor_is_older_than_the_grace() {
+        let stored = |created_at| StoredSigningKey {
+            created_at,
+            ..generate_ed25519().unwrap()
+        };
+        let (newest, middle, oldest) = (stored(1_000), stored(500), stored(0));
+        let set =
+            KeySet::generated(&[newest.clone(), middle.clone(), oldest.clone()], 100).unwrap();
+        assert_eq!(set.signing(u64::MAX).unwrap().kid, newest.kid);
+        assert!(set.verifying(&oldest.kid, 599).is_some());
+        assert!(set.verifying(&oldest.kid, 600).is_none());
+        assert!(set.verifying(&middle.kid, 1_099).is_some());
+        assert!(set.verifying(&middle.kid, 1_100).is_none());
+        assert_eq!(
+            published(&set, 700),
+            [newest.kid.clone(), middle.kid.clone()]
+        );
+        assert_eq!(published(&set, 1_100), [newest.kid]);
+    }
+
+    #[test]
+    fn the_grace_is_the_longest_lifetime_and_the_skew() {
+        let lifetimes = |access, refresh, remember| Lifetimes {
+            access: std::time::Duration::from_secs(access),
+            refresh: std::time::Duration::from_secs(refresh),
+            remember_refresh: std::time::Duration::from_secs(remember),
+        };
+        assert_eq!(rotation_grace(&lifetimes(60, 3_600, 86_400)), 86_430);
+        assert_eq!(rotation_grace(&lifetimes(60, 7_200, 3_600)), 7_230);
+        assert_eq!(rotation_grace(&lifetimes(900, 60, 60)), 930);
     }
 
     #[test]

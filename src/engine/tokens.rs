@@ -12,7 +12,7 @@ use crate::store::unix_now;
 
 /// Tolerated clock difference between replicas for `nbf` and `iat`, and
 /// the slack a token's lifetime may have over the tenant's TTL.
-const SKEW_SECS: u64 = 30;
+pub const SKEW_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

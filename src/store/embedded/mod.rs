@@ -58,6 +58,9 @@ enum End<T> {
 /// A redb-backed [`Store`].
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Bumped by each rotation. One process has the file, so no other
+    /// process can rotate: this one's own rotations are all there is to hear.
+    key_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl EmbeddedStore {
@@ -91,7 +94,10 @@ impl EmbeddedStore {
         txn.commit()?;
         let db = Arc::new(db);
         sweep::spawn_sweeper(Arc::downgrade(&db));
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            key_changes: tokio::sync::watch::Sender::new(0),
+        })
     }
 
     /// Runs `f` on the blocking pool: redb does disk I/O and fsyncs.
