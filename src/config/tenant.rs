@@ -67,7 +67,7 @@ impl TenantConfig {
             id: self.id.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            keys,
+            keys: arc_swap::ArcSwap::from_pointee(keys),
             lifetimes,
             max_sessions,
             lockout: LockoutPolicy {

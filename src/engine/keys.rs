@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
 use super::tenant::Lifetimes;
-use crate::store::{StoredSigningKey, unix_now};
+use crate::store::{Store, StoredSigningKey, unix_now};
 
 /// A key that signs new tokens.
 pub struct SigningKey {
@@ -79,6 +79,13 @@ impl KeySet {
             successor = Some(key);
         }
         Self::new(pairs)
+    }
+
+    /// Every key's id and when it retires, in signing order.
+    pub fn retirements(&self) -> impl Iterator<Item = (&str, Option<u64>)> {
+        self.keys
+            .iter()
+            .map(|pair| (pair.signing.kid.as_str(), pair.retire_at))
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &KeyPair> {
@@ -229,6 +236,44 @@ pub fn rotation_grace(lifetimes: &Lifetimes) -> u64 {
         .max(lifetimes.refresh)
         .max(lifetimes.remember_refresh);
     longest.as_secs().saturating_add(super::tokens::SKEW_SECS)
+}
+
+/// What a rotation of generated keys did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The new key, which signs from now on.
+    pub signing: String,
+    /// The older keys that still verify, with when each stops (unix
+    /// seconds), newest first.
+    pub verifying: Vec<(String, u64)>,
+}
+
+/// Makes a fresh generated key the tenant's signing key; the keys it
+/// replaces verify for [`rotation_grace`] more, those past it are
+/// forgotten. Every process on the store follows
+/// ([`crate::store::Secrets::signing_keys_changes`]).
+pub async fn rotate(
+    store: &dyn Store,
+    tenant: &str,
+    lifetimes: &Lifetimes,
+) -> anyhow::Result<Rotation> {
+    let grace = rotation_grace(lifetimes);
+    let key = generate_ed25519()?;
+    let now = key.created_at;
+    let keys = store
+        .signing_key_add(tenant, key, now.saturating_sub(grace))
+        .await?;
+    let set = KeySet::generated(&keys, grace)?;
+    let mut retirements = set.retirements();
+    let signing = retirements
+        .next()
+        .map(|(kid, _)| kid.to_owned())
+        .unwrap_or_default();
+    let verifying = retirements
+        .filter_map(|(kid, at)| Some((kid.to_owned(), at?)))
+        .filter(|(_, at)| *at > now)
+        .collect();
+    Ok(Rotation { signing, verifying })
 }
 
 /// A fresh Ed25519 key for a tenant with no `[[keys]]`; its `kid` is derived

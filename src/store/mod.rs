@@ -16,7 +16,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, StoreInUse};
 pub use redis::{RedisSettings, RedisStore, STALENESS as REDIS_STALENESS};
 
 /// The store could not be reached or answered something unreadable.

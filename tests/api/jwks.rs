@@ -2,6 +2,8 @@
 //! what the set holds, stock libraries verifying tokens from it alone, and
 //! keys leaving it when they retire or are rotated out.
 
+mod rotation;
+
 use std::path::Path;
 
 use serde_json::{Value, json};

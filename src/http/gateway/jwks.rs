@@ -41,7 +41,7 @@ pub const CACHE_CONTROL: &str = "public, max-age=300";
     )
 )]
 pub async fn get_jwks(context: web::Data<TenantContext>) -> HttpResponse {
-    let keys = context.tenant.keys.jwks(unix_now());
+    let keys = context.tenant.keys.load().jwks(unix_now());
     HttpResponse::Ok()
         .insert_header(("cache-control", CACHE_CONTROL))
         .json(keys)

@@ -55,6 +55,12 @@ enum End<T> {
     Abort(T),
 }
 
+/// The store file is held by another process (a running server): the
+/// embedded store serves one process at a time.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in use by another process (the embedded store serves one process at a time)", .0.display())]
+pub struct StoreInUse(pub std::path::PathBuf);
+
 /// A redb-backed [`Store`].
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -76,7 +82,10 @@ impl EmbeddedStore {
                 .create(parent)?;
         }
         create_owner_only(path)?;
-        let db = open_with_retry(path)?;
+        let db = open_with_retry(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreInUse(path.to_owned()).into(),
+            other => anyhow::Error::from(other),
+        })?;
         let txn = db.begin_write()?;
         for name in [
             FAMILIES,
