@@ -1,4 +1,6 @@
-//! A tenant's signing keys: the first signs, every one verifies (rotation).
+//! A tenant's signing keys, configured (`[[keys]]`, each may retire at a
+//! date) or generated into the store (rotated by `polyauth keys rotate`):
+//! the first key not retired signs, every key not retired verifies.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -92,8 +94,8 @@ impl KeySet {
         self.keys.iter().filter(move |pair| !pair.retired(now))
     }
 
-    /// The public keys that verify at `now`, as a JWK set, the signing key
-    /// first. Symmetric keys are never published.
+    /// The public keys that verify at `now`, as a JWK set, in signing
+    /// order. Symmetric keys are never published.
     pub fn jwks(&self, now: u64) -> serde_json::Value {
         let keys: Vec<serde_json::Value> = self
             .live(now)

@@ -15,8 +15,8 @@ pub const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// The tenant's public signing keys (JWK set).
 ///
-/// Every public key that may still verify a live token of the tenant, the
-/// key that signs new tokens first. Private and symmetric (HS256) key
+/// Every public key that may still verify a live token of the tenant, in
+/// the order they are preferred for signing. Private and symmetric (HS256) key
 /// material is never listed: a tenant signing with HS256 answers an empty
 /// set. A key leaves the set when it retires (`retire_after`) or, for
 /// generated keys, once every token it signed before a rotation has
@@ -52,7 +52,7 @@ pub async fn get_jwks(context: web::Data<TenantContext>) -> HttpResponse {
 /// A JWK set (RFC 7517 §5).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JwkSet {
-    /// The public keys; the one that signs new tokens first.
+    /// The public keys, in the order they are preferred for signing.
     #[schema(inline)]
     keys: Vec<PublicJwk>,
 }
