@@ -368,6 +368,9 @@ def main():
                 step(f"generated {dialect} client against {gateway.base}/{dialect}")
                 driver = Driver(packages[dialect], f"{gateway.base}/{dialect}")
                 credentials[dialect] = DRIVERS[dialect](driver)
+                keys = driver.call("gateway", "jwks", 200, "jwks", client=driver.anonymous())
+                if not keys.keys:
+                    fail(f"{dialect}: the JWKS lists no key")
             step("schemathesis: live documents, every answer as documented")
             for dialect in DIALECTS:
                 fuzz(gateway, dialect, workdir)

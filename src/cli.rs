@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `hash-password`, `hash-secret`, `openapi`.
+//! The command line: `serve`, `check`, `hash-password`, `hash-secret`, `openapi`,
+//! `keys rotate`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -7,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::engine::password;
-use crate::{Application, config, telemetry};
+use crate::engine::{keys, password};
+use crate::{Application, config, store, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +52,29 @@ pub enum Command {
         #[arg(long)]
         dialects_dir: Option<PathBuf>,
     },
+    /// Manage tenants' signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Give a tenant with no `[[keys]]` a new generated signing key.
+    ///
+    /// The new key signs from now on; the previous one keeps verifying
+    /// until the longest token it signed has expired (the tenant's longest
+    /// token lifetime plus 30 s), then leaves the JWKS. On the redis store
+    /// every running replica follows within a second. The embedded store
+    /// serves one process: stop the server first, start it again after.
+    Rotate {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
 }
 
 /// Runs the parsed command; `Ok(false)` means a check failed.
@@ -64,6 +88,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             write_openapi(&out, dialects_dir.as_deref())?;
             Ok(true)
         }
+        Command::Keys {
+            command: KeysCommand::Rotate { tenant, config },
+        } => rotate_key(&config, &tenant).await.map(|()| true),
         Command::HashPassword => {
             let password = read_password()?;
             println!(
@@ -150,6 +177,62 @@ fn write_openapi(
     Ok(())
 }
 
+/// `keys rotate`: a new generated signing key for `tenant_id`, in the
+/// store the configuration names.
+async fn rotate_key(dir: &std::path::Path, tenant_id: &str) -> anyhow::Result<()> {
+    let loaded = config::load(dir)?;
+    let Some(tenant) = loaded.tenants.iter().find(|t| t.config.id == tenant_id) else {
+        let ids: Vec<&str> = loaded
+            .tenants
+            .iter()
+            .map(|t| t.config.id.as_str())
+            .collect();
+        anyhow::bail!(
+            "no tenant `{tenant_id}` in {} (tenants: {})",
+            dir.join("tenants").display(),
+            ids.join(", ")
+        );
+    };
+    anyhow::ensure!(
+        tenant.keys.is_empty(),
+        "tenant `{tenant_id}` signs with the [[keys]] of {}: rotate them there \
+         (put the new key first, give the old one a `retire_after`)",
+        tenant.file
+    );
+    let settings = loaded.server.store.settings().map_err(anyhow::Error::msg)?;
+    let embedded = matches!(settings, store::StoreSettings::Embedded { .. });
+    let store = store::open(settings).await.map_err(|error| {
+        match error.downcast_ref::<store::StoreInUse>() {
+            Some(in_use) => anyhow::anyhow!(
+                "{in_use}: stop the server, rotate, then start it again; \
+                 rotating while serving needs the redis store"
+            ),
+            None => error,
+        }
+    })?;
+    let rotation = keys::rotate(store.as_ref(), tenant_id, &tenant.lifetimes).await?;
+    println!(
+        "tenant {tenant_id}: key {} signs from now on",
+        rotation.signing
+    );
+    for (kid, until) in &rotation.verifying {
+        let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(*until);
+        println!(
+            "  key {kid} verifies the tokens it signed until {}, then leaves the JWKS",
+            humantime::format_rfc3339_seconds(until)
+        );
+    }
+    println!(
+        "{}",
+        if embedded {
+            "  start the server: it signs with the new key"
+        } else {
+            "  every replica on the store follows within a second"
+        }
+    );
+    Ok(())
+}
+
 fn check(dir: &std::path::Path) -> bool {
     match config::load(dir) {
         Ok(loaded) => {
@@ -174,11 +257,7 @@ fn check(dir: &std::path::Path) -> bool {
                     mount,
                     config.users.len(),
                     config.companies.len(),
-                    if tenant.keys.is_empty() {
-                        "generated signing key".to_string()
-                    } else {
-                        format!("{} configured keys", tenant.keys.len())
-                    }
+                    configured_keys(&tenant.keys)
                 );
             }
             for name in loaded.dialects.names() {
@@ -192,6 +271,18 @@ fn check(dir: &std::path::Path) -> bool {
             eprintln!("error: {error}");
             false
         }
+    }
+}
+
+/// How a tenant's keys are described by `check`.
+fn configured_keys(keys: &[crate::engine::keys::KeyPair]) -> String {
+    if keys.is_empty() {
+        return "generated signing key".into();
+    }
+    let now = crate::store::unix_now();
+    match keys.iter().filter(|key| key.retired(now)).count() {
+        0 => format!("{} configured keys", keys.len()),
+        retired => format!("{} configured keys, {retired} retired", keys.len()),
     }
 }
 

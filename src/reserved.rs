@@ -1,15 +1,17 @@
 //! The paths the gateway keeps for itself under every tenant mount, in one
 //! list: dialect routes and tenant prefixes may not claim them, the HTTP
 //! layer mounts its endpoints (`http/gateway/`) at them, the OpenAPI
-//! documents name them. Roots kept before anything is served under them
-//! (`/.well-known`) are kept so that no dialect takes them first.
+//! documents name them. A root is kept whole (`/.well-known`, `/oauth2`), so
+//! that no dialect takes a path under it first.
 
 /// The gateway's own endpoints (forward-auth today).
 pub const POLYAUTH: &str = "/_polyauth";
 /// Forward-auth: nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`.
 pub const VERIFY: &str = "/_polyauth/verify";
-/// Well-known documents (kept for the JWKS).
+/// Well-known documents.
 pub const WELL_KNOWN: &str = "/.well-known";
+/// The tenant's public signing keys (RFC 7517 JWK set).
+pub const JWKS: &str = "/.well-known/jwks.json";
 /// OAuth 2.0 endpoints of the gateway.
 pub const OAUTH2: &str = "/oauth2";
 /// Token introspection (RFC 7662).

@@ -3,9 +3,11 @@
 //! to [`crate::http`] to serve.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::watch;
 
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, keys};
@@ -60,9 +62,30 @@ impl Application {
         let store = store::open(server.store.settings().map_err(anyhow::Error::msg)?).await?;
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent)
             .context("cannot start the argon2 threads")?;
+        // Listening before any key is read: no rotation goes unheard.
+        let rotations = store.signing_keys_changes();
         let mut tenants = Vec::new();
+        let mut generated = Vec::new();
         for loaded_tenant in loaded.tenants {
-            tenants.push(build_tenant(loaded_tenant, store.as_ref()).await?);
+            let grace = loaded_tenant
+                .keys
+                .is_empty()
+                .then(|| keys::rotation_grace(&loaded_tenant.lifetimes));
+            let context = build_tenant(loaded_tenant, store.as_ref()).await?;
+            if let Some(grace) = grace {
+                generated.push(Generated {
+                    context: Arc::downgrade(&context),
+                    grace,
+                });
+            }
+            tenants.push(context);
+        }
+        if !generated.is_empty() {
+            tokio::spawn(follow_rotations(
+                Arc::downgrade(&store),
+                rotations,
+                generated,
+            ));
         }
         let state = AppState {
             engine,
@@ -106,21 +129,91 @@ impl Application {
     }
 }
 
+/// A failed reload of generated keys is tried again after this, then
+/// after twice as long each time, up to [`RELOAD_RETRY_MAX`].
+const RELOAD_RETRY: Duration = Duration::from_millis(250);
+const RELOAD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A tenant whose signing keys are generated, as [`follow_rotations`] sees it.
+struct Generated {
+    context: Weak<TenantContext>,
+    /// See [`keys::rotation_grace`].
+    grace: u64,
+}
+
+/// Keeps the key sets of tenants with generated keys in step with the
+/// store: after each rotation (by `polyauth keys rotate` on a shared
+/// store, or by this process), each such tenant reads its keys again and
+/// its set is swapped whole, so verification never waits on a lock. Holds
+/// the store and tenants weakly: it ends when the gateway stops.
+async fn follow_rotations(
+    store: Weak<dyn Store>,
+    mut rotations: watch::Receiver<u64>,
+    tenants: Vec<Generated>,
+) {
+    while rotations.changed().await.is_ok() {
+        let mut retry = RELOAD_RETRY;
+        loop {
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            match reload_generated(store.as_ref(), &tenants).await {
+                Ok(()) => break,
+                Err(error) => tracing::warn!(
+                    error = %format!("{error:#}"),
+                    retry_in = ?retry,
+                    "cannot read rotated signing keys; the previous ones stay in use"
+                ),
+            }
+            drop(store);
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(RELOAD_RETRY_MAX);
+        }
+    }
+}
+
+async fn reload_generated(store: &dyn Store, tenants: &[Generated]) -> anyhow::Result<()> {
+    for generated in tenants {
+        let Some(context) = generated.context.upgrade() else {
+            continue;
+        };
+        let tenant = &context.tenant;
+        let stored = store
+            .signing_keys_get_or_init(&tenant.id, keys::generate_ed25519()?)
+            .await?;
+        let set = keys::KeySet::generated(&stored, generated.grace)
+            .with_context(|| format!("tenant {}: its generated keys", tenant.id))?;
+        let now = crate::store::unix_now();
+        let signer = |set: &keys::KeySet| set.signing(now).map(|key| key.kid.clone());
+        let (before, after) = (signer(&tenant.keys.load()), signer(&set));
+        tenant.keys.store(Arc::new(set));
+        if before != after {
+            tracing::info!(
+                tenant = %tenant.id,
+                kid = after.as_deref().unwrap_or_default(),
+                "signing with a rotated key"
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn build_tenant(
     loaded: LoadedTenant,
     store: &dyn Store,
 ) -> anyhow::Result<Arc<TenantContext>> {
-    let pairs = if loaded.keys.is_empty() {
+    let keyset = if loaded.keys.is_empty() {
         let candidate = keys::generate_ed25519()?;
         let stored = store
-            .signing_key_get_or_insert(&loaded.config.id, candidate)
+            .signing_keys_get_or_init(&loaded.config.id, candidate)
             .await
             .with_context(|| format!("tenant {}: cannot keep its signing key", loaded.config.id))?;
-        vec![keys::from_stored(&stored)?]
+        let grace = keys::rotation_grace(&loaded.lifetimes);
+        keys::KeySet::generated(&stored, grace)
+            .with_context(|| format!("tenant {}: its generated keys", loaded.config.id))?
     } else {
-        loaded.keys
+        keys::KeySet::new(loaded.keys)?
     };
-    let keyset = keys::KeySet::new(pairs)?;
     let config = loaded.config;
     let limits = (loaded.lifetimes, loaded.max_sessions);
     let api_key_secret = loaded.api_key_secret;

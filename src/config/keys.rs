@@ -1,5 +1,13 @@
 //! A tenant's `[[keys]]`: the key material they name is read from a file or
 //! the environment and handed to the engine as bytes.
+//!
+//! Rotating configured keys without cutting sessions short: put the new key
+//! first (it signs from the next start), keep the old one after it, and
+//! give the old one a `retire_after` no earlier than the longest token it
+//! signed can live (`remember_refresh_ttl` plus 30 s, counted from the
+//! restart). Once it is past, the key neither verifies nor is listed in the
+//! JWKS, with no restart; if the first key retires, the next one that has
+//! not signs.
 
 use std::path::PathBuf;
 
@@ -8,11 +16,31 @@ use secrecy::ExposeSecret;
 
 use super::secret::SecretSource;
 use super::tenant::{KeyAlgorithm, KeyConfig};
+use super::timestamp::Timestamp;
 use crate::engine::keys::KeyPair;
 
 /// Loads a configured key; the error names the key at fault and says what
 /// is wrong, never the key.
 pub fn load_configured(config: &KeyConfig) -> Result<KeyPair, (String, String)> {
+    let mut pair = load_material(config)?;
+    pair.retire_at = config.retire_after.as_ref().map(|at| at.unix);
+    Ok(pair)
+}
+
+/// When every key has retired by `now`: the index of the one that retired
+/// last, and when. Then no key is left to sign: a startup error.
+pub fn all_retired(keys: &[KeyConfig], now: u64) -> Option<(usize, &Timestamp)> {
+    let mut last: Option<(usize, &Timestamp)> = None;
+    for (i, key) in keys.iter().enumerate() {
+        let at = key.retire_after.as_ref().filter(|at| at.unix <= now)?;
+        if last.is_none_or(|(_, latest)| at.unix > latest.unix) {
+            last = Some((i, at));
+        }
+    }
+    last
+}
+
+fn load_material(config: &KeyConfig) -> Result<KeyPair, (String, String)> {
     let kid = config.kid.clone();
     match config.alg {
         KeyAlgorithm::HS256 => {

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod tenant;
+pub mod timestamp;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -302,6 +303,14 @@ fn validate_tenant(
         let pair =
             keys::load_configured(key).map_err(|(k, e)| err(&format!("keys[{i}].{k}"), e))?;
         keys.push(pair);
+    }
+    if let Some((i, last)) = keys::all_retired(&config.keys, crate::store::unix_now()) {
+        return Err(err(
+            &format!("keys[{i}].retire_after"),
+            format!(
+                "every key is retired (the last at {last}): none is left to sign; put a new key first"
+            ),
+        ));
     }
 
     let api_key_secret = secret::SecretSource::pick(

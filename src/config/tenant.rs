@@ -84,7 +84,7 @@ impl TenantConfig {
             id: self.id.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            keys,
+            keys: arc_swap::ArcSwap::from_pointee(keys),
             lifetimes,
             max_sessions,
             lockout: LockoutPolicy {
@@ -128,6 +128,10 @@ pub struct KeyConfig {
     pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// From this instant on the key neither signs nor verifies, and leaves
+    /// the JWKS; decided at each request. A date already past is fine.
+    #[serde(default)]
+    pub retire_after: Option<super::timestamp::Timestamp>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -236,7 +236,7 @@ impl Engine {
                 (name.clone(), value)
             })
             .collect();
-        Ok(tokens::sign(&tenant.keys, &claims, &extra)?)
+        Ok(tokens::sign(&tenant.keys.load(), &claims, &extra)?)
     }
 }
 

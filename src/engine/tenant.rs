@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use secrecy::SecretString;
 
 use super::clients::Clients;
@@ -65,7 +66,9 @@ pub struct Tenant {
     pub id: String,
     pub issuer: String,
     pub audience: String,
-    pub keys: KeySet,
+    /// Swapped whole when a rotation elsewhere adds a generated key; read
+    /// on every issuance and verification without a lock.
+    pub keys: ArcSwap<KeySet>,
     pub lifetimes: Lifetimes,
     /// Live sessions a subject may hold; a new one ends the oldest.
     pub max_sessions: u32,

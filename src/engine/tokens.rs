@@ -12,7 +12,7 @@ use crate::store::unix_now;
 
 /// Tolerated clock difference between replicas for `nbf` and `iat`, and
 /// the slack a token's lifetime may have over the tenant's TTL.
-const SKEW_SECS: u64 = 30;
+pub const SKEW_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,14 +56,16 @@ pub struct Expectation<'a> {
     pub max_lifetime_secs: u64,
 }
 
-/// Signs `claims`, plus a dialect's `extra` claims, with the tenant's
-/// signing key, naming it in `kid`. Extra claims never replace ours.
+/// Signs `claims`, plus a dialect's `extra` claims, with the key that signs
+/// at the token's `iat`, naming it in `kid`. Extra claims never replace ours.
 pub fn sign(
     keys: &KeySet,
     claims: &Claims,
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<String> {
-    let key = keys.signing();
+    let key = keys.signing(claims.iat).ok_or_else(|| {
+        anyhow::anyhow!("every signing key of the tenant has retired: add a key to its [[keys]]")
+    })?;
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     if extra.is_empty() {
@@ -95,8 +97,9 @@ pub fn verify(
     if header.crit.is_some() {
         return Err(TokenProblem::Invalid);
     }
+    let now = unix_now();
     let kid = header.kid.as_deref().ok_or(TokenProblem::Invalid)?;
-    let key = keys.verifying(kid).ok_or(TokenProblem::Invalid)?;
+    let key = keys.verifying(kid, now).ok_or(TokenProblem::Invalid)?;
     if header.alg != key.alg {
         return Err(TokenProblem::Invalid);
     }
@@ -112,7 +115,6 @@ pub fn verify(
             _ => TokenProblem::Invalid,
         })?
         .claims;
-    let now = unix_now();
     if claims.nbf > now + SKEW_SECS || claims.iat > now + SKEW_SECS || claims.tid != expect.tenant {
         return Err(TokenProblem::Invalid);
     }

@@ -96,7 +96,7 @@ impl Engine {
             typ,
             max_lifetime_secs: max_lifetime.as_secs(),
         };
-        tokens::verify(&tenant.keys, token, &expect).map_err(EngineError::InvalidToken)
+        tokens::verify(&tenant.keys.load(), token, &expect).map_err(EngineError::InvalidToken)
     }
 }
 

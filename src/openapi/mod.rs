@@ -26,7 +26,7 @@ use crate::dialect::decode::Encoding;
 use crate::dialect::template::{Filled, Placeholder, TextShape, Values};
 use crate::dialect::{Credential, Dialect, Route, TokenSource};
 use crate::engine::MessageKey;
-use crate::reserved::VERIFY as VERIFY_PATH;
+use crate::reserved::{JWKS as JWKS_PATH, VERIFY as VERIFY_PATH};
 /// The admin listener at its default address, in committed documents.
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9090";
 
@@ -77,7 +77,8 @@ pub fn document(dialect: &Dialect, admin_url: Option<&str>) -> OpenApi {
     post.operation_id = Some("verify_post".into());
     paths = paths
         .path(VERIFY_PATH, PathItem::new(HttpMethod::Get, get))
-        .path(VERIFY_PATH, PathItem::new(HttpMethod::Post, post));
+        .path(VERIFY_PATH, PathItem::new(HttpMethod::Post, post))
+        .path(JWKS_PATH, PathItem::new(HttpMethod::Get, jwks_operation()));
     for (path, operation) in oauth2_operations(dialect, &mut schemes) {
         paths = paths.path(path, PathItem::new(HttpMethod::Post, operation));
     }
@@ -232,6 +233,16 @@ fn oauth2_operations(
         (__path_post_introspect::path(), introspect.build()),
         (__path_post_revoke::path(), revoke.build()),
     ]
+}
+
+/// `/.well-known/jwks.json`, as its handler's annotation describes it: the
+/// same for every dialect.
+fn jwks_operation() -> utoipa::openapi::path::Operation {
+    use crate::http::gateway::jwks::__path_get_jwks;
+    OperationBuilder::from(<__path_get_jwks as utoipa::Path>::operation())
+        .operation_id(Some("jwks"))
+        .tag("gateway")
+        .build()
 }
 
 /// The admin listener's endpoints, as their handlers' annotations describe

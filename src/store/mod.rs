@@ -16,7 +16,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, StoreInUse};
 pub use redis::{RedisSettings, RedisStore, STALENESS as REDIS_STALENESS};
 
 /// The store could not be reached or answered something unreadable.
@@ -106,6 +106,9 @@ pub struct StoredSigningKey {
     pub alg: String,
     /// PKCS#8 DER of the private key.
     pub pkcs8_der: Vec<u8>,
+    /// When it was made (unix seconds; 0 for keys of earlier versions).
+    #[serde(default)]
+    pub created_at: u64,
 }
 
 impl std::fmt::Debug for StoredSigningKey {
@@ -113,6 +116,7 @@ impl std::fmt::Debug for StoredSigningKey {
         f.debug_struct("StoredSigningKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
             .field("pkcs8_der", &"[REDACTED]")
             .finish()
     }
@@ -239,15 +243,34 @@ pub trait Lockout {
 }
 
 /// Generated signing keys and tenant secrets.
+///
+/// A tenant with no `[[keys]]` has a list of generated keys, newest first:
+/// the newest signs, the older ones still verify what they signed.
 #[async_trait]
 pub trait Secrets {
-    /// Returns the tenant's generated signing key, storing `candidate` if there
-    /// is none yet (the first writer wins, so replicas agree).
-    async fn signing_key_get_or_insert(
+    /// The tenant's generated keys, newest first; with none yet, `candidate`
+    /// becomes the only one (the first writer wins, so replicas agree).
+    async fn signing_keys_get_or_init(
         &self,
         tenant: &str,
         candidate: StoredSigningKey,
-    ) -> StoreResult<StoredSigningKey>;
+    ) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// Makes `key` the tenant's newest key (a rotation), and forgets the
+    /// keys that can no longer verify anything: see [`forget_superseded`].
+    /// Atomic; tells [`Secrets::signing_keys_changes`]. Answers the keys as
+    /// they now are, newest first.
+    async fn signing_key_add(
+        &self,
+        tenant: &str,
+        key: StoredSigningKey,
+        forget_before: u64,
+    ) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// Changes whenever a rotation adds a key to any tenant: at once in the
+    /// process that made it, and within a second in every process sharing
+    /// the store. The value means nothing beyond that it changed.
+    fn signing_keys_changes(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// A tenant secret named `name`, storing `candidate` if there is none
     /// yet (the first writer wins, so replicas agree).
@@ -257,6 +280,18 @@ pub trait Secrets {
         name: &str,
         candidate: Vec<u8>,
     ) -> StoreResult<Vec<u8>>;
+}
+
+/// Forgets, from `keys` (newest first), every key whose successor was made
+/// before `forget_before` (unix seconds): the caller passes now less the
+/// longest a token may live, so such a key can verify nothing any more.
+/// Every backend keeps this rule.
+pub fn forget_superseded(keys: &mut Vec<StoredSigningKey>, forget_before: u64) {
+    let keep = keys
+        .windows(2)
+        .position(|pair| pair[0].created_at < forget_before)
+        .map_or(keys.len(), |successor| successor + 1);
+    keys.truncate(keep);
 }
 
 /// The operations every backend offers. Tenant ids namespace every key.

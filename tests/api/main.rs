@@ -10,6 +10,7 @@ mod elyssa;
 mod forward_auth;
 mod gateway;
 mod helpers;
+mod jwks;
 mod lockout;
 mod memory;
 mod oauth2;

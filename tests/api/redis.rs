@@ -88,8 +88,9 @@ async fn entries_carry_the_time_they_have_left_under_the_tenant_hash_tag() {
         kid: "k".into(),
         alg: "EdDSA".into(),
         pkcs8_der: vec![1],
+        created_at: now,
     };
-    store.signing_key_get_or_insert("acme", key).await.unwrap();
+    store.signing_keys_get_or_init("acme", key).await.unwrap();
 
     let ttl = |key: &str| integer(&server.command(&format!("TTL {key}")));
     let within = |key: &str, expected: u64| {
@@ -109,7 +110,7 @@ async fn entries_carry_the_time_they_have_left_under_the_tenant_hash_tag() {
         "pa:{acme}:apikeys",
         "pa:{acme}:apikey-of",
         "pa:{acme}:secret:api-key-derivation",
-        "pa:{acme}:signing-key",
+        "pa:{acme}:signing-keys",
     ] {
         assert_eq!(ttl(key), -1, "{key}");
     }
@@ -185,6 +186,44 @@ async fn a_revocation_on_one_store_reaches_the_others_memory() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn a_rotation_through_one_store_reaches_the_others_within_a_second() {
+    let server = RedisServer::start();
+    let a = connect(&server, "shared").await;
+    let b = connect(&server, "shared").await;
+    let key = |kid: &str| StoredSigningKey {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        pkcs8_der: vec![1],
+        created_at: unix_now(),
+    };
+    b.signing_keys_get_or_init("t", key("k0")).await.unwrap();
+    let mut changes = b.signing_keys_changes();
+    let rotated = a.signing_key_add("t", key("k1"), 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), changes.changed())
+        .await
+        .expect("B hears of A's rotation within a second")
+        .unwrap();
+    assert_eq!(
+        b.signing_keys_get_or_init("t", key("x")).await.unwrap(),
+        rotated
+    );
+    // One deployment-wide generation, not one per tenant: what B polls.
+    assert_eq!(
+        server.command("GET shared:signing-keys-generation").trim(),
+        "$1\r\n1"
+    );
+    // An earlier version's single key is adopted, never replaced.
+    let legacy = r#"{"kid":"legacy","alg":"EdDSA","pkcs8_der":[1]}"#;
+    server.command(&format!(
+        "SET shared:{{old}}:signing-key {}",
+        serde_json::to_string(legacy).unwrap()
+    ));
+    let keys = a.signing_keys_get_or_init("old", key("new")).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].kid.as_str(), keys[0].created_at), ("legacy", 0));
 }
 
 /// Runs `checks` until one run of them makes no store call on `server`.

@@ -5,8 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polyauth::store::{
-    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Reservation, Settle, Store, StoredSigningKey,
-    TokenState, unix_now,
+    ApiKeyRecord, Attempt, FamilyUse, LockoutPolicy, Reservation, Settle, Store, TokenState,
+    unix_now,
+};
+
+mod signing_keys;
+use signing_keys::{
+    generated_keys_rotate_newest_first_and_forget_what_verifies_nothing, kids, stored_key,
+    the_first_signing_key_and_secret_win,
 };
 
 /// Instantiates every behaviour test for a backend made by `$make`
@@ -87,6 +93,13 @@ macro_rules! store_suite {
             async fn the_first_signing_key_and_secret_win() {
                 let (store, _guard) = $make;
                 super::the_first_signing_key_and_secret_win(store).await;
+            }
+
+            #[tokio::test]
+            async fn generated_keys_rotate_newest_first_and_forget_what_verifies_nothing() {
+                let (store, _guard) = $make;
+                super::generated_keys_rotate_newest_first_and_forget_what_verifies_nothing(store)
+                    .await;
             }
 
             #[tokio::test]
@@ -523,39 +536,6 @@ async fn a_place_not_given_back_is_freed_after_its_hold(store: Arc<dyn Store>) {
     reserve(&store, &["acct"], &policy).await;
 }
 
-async fn the_first_signing_key_and_secret_win(store: Arc<dyn Store>) {
-    let key = |kid: &str| StoredSigningKey {
-        kid: kid.into(),
-        alg: "EdDSA".into(),
-        pkcs8_der: kid.as_bytes().to_vec(),
-    };
-    assert_eq!(
-        store
-            .signing_key_get_or_insert("t", key("first"))
-            .await
-            .unwrap()
-            .kid,
-        "first"
-    );
-    assert_eq!(
-        store
-            .signing_key_get_or_insert("t", key("second"))
-            .await
-            .unwrap()
-            .kid,
-        "first"
-    );
-    let first = store
-        .secret_get_or_insert("t", "s", vec![1; 32])
-        .await
-        .unwrap();
-    let second = store
-        .secret_get_or_insert("t", "s", vec![2; 32])
-        .await
-        .unwrap();
-    assert_eq!((first.clone(), second), (vec![1; 32], vec![1; 32]));
-}
-
 async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
     let end = unix_now() + 60;
     store.revoke_token("a", "j", end).await.unwrap();
@@ -568,25 +548,17 @@ async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
         store.family_use("b", "f", "r", None).await.unwrap(),
         FamilyUse::Dead
     );
-    let key = StoredSigningKey {
-        kid: "a-key".into(),
-        alg: "EdDSA".into(),
-        pkcs8_der: vec![1],
-    };
     store
-        .signing_key_get_or_insert("a", key.clone())
+        .signing_keys_get_or_init("a", stored_key("a-key", end))
         .await
         .unwrap();
-    let other = StoredSigningKey {
-        kid: "b-key".into(),
-        ..key
-    };
-    assert_eq!(
-        store
-            .signing_key_get_or_insert("b", other)
-            .await
-            .unwrap()
-            .kid,
-        "b-key"
-    );
+    store
+        .signing_key_add("a", stored_key("a-key-2", end), 0)
+        .await
+        .unwrap();
+    let keys = store
+        .signing_keys_get_or_init("b", stored_key("b-key", end))
+        .await
+        .unwrap();
+    assert_eq!(kids(&keys), ["b-key"]);
 }

@@ -2,6 +2,7 @@
 //! each at its path in [`crate::reserved`].
 
 pub mod docs;
+pub mod jwks;
 pub mod oauth2;
 pub mod openapi;
 pub mod verify;
@@ -28,6 +29,10 @@ pub fn configure(scope: Scope) -> Scope {
         (
             format!("{}/{{file:.*}}", reserved::DOCS),
             vec![get("docs", web::route().to(docs::get_docs))],
+        ),
+        (
+            reserved::JWKS.to_owned(),
+            vec![get("jwks", web::route().to(jwks::get_jwks))],
         ),
         (
             reserved::VERIFY.to_owned(),

@@ -55,9 +55,18 @@ enum End<T> {
     Abort(T),
 }
 
+/// The store file is held by another process (a running server): the
+/// embedded store serves one process at a time.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in use by another process (the embedded store serves one process at a time)", .0.display())]
+pub struct StoreInUse(pub std::path::PathBuf);
+
 /// A redb-backed [`Store`].
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Bumped by each rotation. One process has the file, so no other
+    /// process can rotate: this one's own rotations are all there is to hear.
+    key_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl EmbeddedStore {
@@ -73,7 +82,10 @@ impl EmbeddedStore {
                 .create(parent)?;
         }
         create_owner_only(path)?;
-        let db = open_with_retry(path)?;
+        let db = open_with_retry(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreInUse(path.to_owned()).into(),
+            other => anyhow::Error::from(other),
+        })?;
         let txn = db.begin_write()?;
         for name in [
             FAMILIES,
@@ -91,7 +103,10 @@ impl EmbeddedStore {
         txn.commit()?;
         let db = Arc::new(db);
         sweep::spawn_sweeper(Arc::downgrade(&db));
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            key_changes: tokio::sync::watch::Sender::new(0),
+        })
     }
 
     /// Runs `f` on the blocking pool: redb does disk I/O and fsyncs.

@@ -2,7 +2,8 @@
 //!
 //! Keys are `<prefix>:{<tenant>}:<kind>:<id>`; the `{tenant}` hash tag puts
 //! all of a tenant's keys in one Redis Cluster slot, so every multi-key
-//! script stays on one node. Entries with a natural end (revocations,
+//! script stays on one node. One key stands for every tenant: the
+//! generation of signing keys (see [`secrets`]). Entries with a natural end (revocations,
 //! families, lockout counters) carry a TTL equal to the time they have left.
 //! Every call is bounded by the configured timeout and fails closed.
 //!
@@ -56,6 +57,8 @@ struct Scripts {
     lockout_reserve: Script,
     lockout_settle: Script,
     sessions_add: Script,
+    signing_keys_init: Script,
+    signing_key_add: Script,
 }
 
 impl Scripts {
@@ -75,6 +78,14 @@ impl Scripts {
                 include_str!("lockout_settle.lua")
             )),
             sessions_add: Script::new(include_str!("sessions_add.lua")),
+            signing_keys_init: Script::new(concat!(
+                include_str!("signing_keys_adopt.lua"),
+                include_str!("signing_keys_init.lua")
+            )),
+            signing_key_add: Script::new(concat!(
+                include_str!("signing_keys_adopt.lua"),
+                include_str!("signing_key_add.lua")
+            )),
         }
     }
 }
@@ -106,6 +117,11 @@ impl Keys {
     fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
+
+    /// Incremented by every rotation of any tenant's generated keys.
+    fn signing_keys_generation(&self) -> String {
+        format!("{}:signing-keys-generation", self.prefix)
+    }
 }
 
 /// A Redis-backed [`crate::store::Store`], shared by any number of replicas.
@@ -115,6 +131,8 @@ pub struct RedisStore {
     timeout: Duration,
     scripts: Scripts,
     cache: Arc<Cache>,
+    /// The last key generation read (see [`secrets`]).
+    key_changes: Arc<tokio::sync::watch::Sender<u64>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -166,6 +184,17 @@ impl RedisStore {
         let keys = Keys {
             prefix: settings.key_prefix,
         };
+        // Read before any tenant reads its keys, so that no rotation after
+        // that read goes unnoticed.
+        let generation: Option<u64> = within(
+            settings.timeout,
+            redis::cmd("GET")
+                .arg(keys.signing_keys_generation())
+                .query_async(&mut conn.clone()),
+            &address,
+        )
+        .await?;
+        let key_changes = Arc::new(tokio::sync::watch::Sender::new(generation.unwrap_or(0)));
         let cache = Arc::new(Cache::default());
         let base = Instant::now();
         let heartbeat_channel = format!(
@@ -182,6 +211,12 @@ impl RedisStore {
             connect_timeout: settings.connect_timeout,
         };
         let tasks = vec![
+            tokio::spawn(secrets::follow_key_generation(
+                conn.clone(),
+                keys.signing_keys_generation(),
+                Arc::clone(&key_changes),
+                settings.timeout,
+            )),
             tokio::spawn(subscription.run()),
             tokio::spawn(heartbeat(
                 conn.clone(),
@@ -199,6 +234,7 @@ impl RedisStore {
             timeout: settings.timeout,
             scripts: Scripts::new(),
             cache,
+            key_changes,
             tasks,
         })
     }
