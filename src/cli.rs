@@ -117,8 +117,11 @@ fn check(dir: &std::path::Path) -> bool {
                     (Some(prefix), false) => format!("{prefix}, hosts {}", config.hosts.join(" ")),
                     (None, _) => format!("hosts {}", config.hosts.join(" ")),
                 };
+                let upstream = tenant.upstream.as_ref().map_or(String::new(), |u| {
+                    format!(" · proxies to {}://{}{}", u.scheme, u.authority, u.base)
+                });
                 println!(
-                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {}",
+                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {}{upstream}",
                     config.id,
                     config.dialect,
                     mount,

@@ -136,5 +136,6 @@ async fn build_tenant(
         dialect: loaded.dialect,
         hosts: config.hosts,
         path_prefix: config.path_prefix,
+        upstream: loaded.upstream,
     }))
 }

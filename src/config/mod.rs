@@ -9,6 +9,7 @@ pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod tenant;
+pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,14 @@ const DEFAULT_MAX_SESSIONS: u32 = 100;
 /// A configuration problem: which file, which key, what is wrong.
 pub use crate::file_error::FileError as ConfigError;
 
+/// What the upstream proxy may answer besides forward-auth's answers (the
+/// gateway's own, which every dialect answers).
+const PROXY_ERRORS: &[crate::engine::ErrorCode] = &[
+    crate::engine::ErrorCode::MalformedRequest,
+    crate::engine::ErrorCode::PayloadTooLarge,
+    crate::engine::ErrorCode::RequestTimeout,
+];
+
 /// Most argon2 threads `hashing.max_concurrent` may ask for.
 pub const MAX_HASHING_THREADS: usize = 1024;
 
@@ -48,6 +57,8 @@ pub struct LoadedTenant {
     pub lifetimes: Lifetimes,
     /// Live sessions a subject may hold; a new one ends the oldest.
     pub max_sessions: u32,
+    /// Where requests that are not polyauth's are proxied.
+    pub upstream: Option<upstream::Upstream>,
 }
 
 /// Everything the gateway needs to start.
@@ -268,11 +279,21 @@ fn validate_tenant(
     if config.audience.trim().is_empty() {
         return Err(err("audience", "must not be empty".into()));
     }
-    if config.upstream.is_some() {
-        return Err(err(
-            "upstream",
-            "proxying to an upstream is not supported by this version".into(),
-        ));
+    let upstream = upstream::Upstream::of(&config).map_err(|(key, problem)| err(key, problem))?;
+    if upstream.is_some() {
+        for code in PROXY_ERRORS {
+            if !dialect.answers(*code) {
+                return Err(err(
+                    "upstream",
+                    format!(
+                        "dialect `{}` has no answer for `{}`, which the proxy can meet; \
+                         map it in the dialect or give `[errors.default]`",
+                        dialect.name,
+                        code.as_str()
+                    ),
+                ));
+            }
+        }
     }
     if !config.cors_origins.is_empty() {
         return Err(err(
@@ -394,6 +415,7 @@ fn validate_tenant(
         api_key_secret,
         lifetimes,
         max_sessions,
+        upstream,
     })
 }
 

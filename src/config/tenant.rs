@@ -24,9 +24,17 @@ pub struct TenantConfig {
     pub hosts: Vec<String>,
     pub issuer: String,
     pub audience: String,
-    /// Proxy all non-auth paths here after verifying (not served yet).
+    /// `http://host:port/base`: every request under the mount that is no
+    /// dialect route or gateway path is proxied here, after the same
+    /// decision as forward-auth.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// The upstream's answer must begin within this time (default 30 s).
+    #[serde(default)]
+    pub upstream_timeout: Option<HumanDuration>,
+    /// The largest proxied request body (default 1 GiB).
+    #[serde(default)]
+    pub upstream_max_body_bytes: Option<u64>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
     /// Answer unknown users exactly as wrong passwords.

@@ -26,4 +26,6 @@ pub struct TenantContext {
     /// `Host` names it answers (a host match wins over a prefix).
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
+    /// Where requests that are not polyauth's are proxied.
+    pub upstream: Option<crate::config::upstream::Upstream>,
 }

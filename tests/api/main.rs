@@ -13,6 +13,7 @@ mod openapi;
 mod payhub;
 mod pixyle;
 mod process;
+mod proxy;
 mod redis;
 mod redis_server;
 mod sixth_vendor;

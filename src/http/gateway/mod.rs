@@ -3,6 +3,7 @@
 
 pub mod docs;
 pub mod openapi;
+pub mod proxy;
 pub mod verify;
 
 use actix_web::http::Method;
