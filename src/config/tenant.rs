@@ -35,6 +35,10 @@ pub struct TenantConfig {
     /// The largest proxied request body (default 1 GiB).
     #[serde(default)]
     pub upstream_max_body_bytes: Option<u64>,
+    /// PEM certificates of the CAs an https upstream's certificate must
+    /// chain to, instead of the system's trust store.
+    #[serde(default)]
+    pub upstream_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
     /// Answer unknown users exactly as wrong passwords.

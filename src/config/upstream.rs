@@ -1,9 +1,19 @@
 //! A tenant's `upstream`: where the proxy forwards what is not polyauth's
 //! to answer, and the limits it forwards under.
+//!
+//! An https upstream's certificate is verified (name and chain, by rustls)
+//! against the system's trust store, or only against the CAs of
+//! `upstream_ca_file` when the tenant names one (nginx's
+//! `proxy_ssl_trusted_certificate`).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use super::tenant::TenantConfig;
 
@@ -22,6 +32,8 @@ pub struct Upstream {
     pub base: String,
     pub timeout: Duration,
     pub max_body_bytes: u64,
+    /// How an https upstream is verified (`None` for http).
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl Upstream {
@@ -34,6 +46,7 @@ impl Upstream {
                     "upstream_max_body_bytes",
                     config.upstream_max_body_bytes.is_some(),
                 ),
+                ("upstream_ca_file", config.upstream_ca_file.is_some()),
             ] {
                 if set {
                     return Err((key, "only has a meaning with `upstream`".into()));
@@ -48,12 +61,27 @@ impl Upstream {
         if max_body_bytes == 0 {
             return Err(("upstream_max_body_bytes", "must be above zero".into()));
         }
+        let ca_file = config.upstream_ca_file.as_deref();
+        let tls = match (scheme == Scheme::HTTPS, ca_file) {
+            (true, _) => {
+                let key = ca_file.map_or("upstream", |_| "upstream_ca_file");
+                Some(Arc::new(client_config(ca_file).map_err(|e| (key, e))?))
+            }
+            (false, Some(_)) => {
+                return Err((
+                    "upstream_ca_file",
+                    "only has a meaning with an https `upstream`".into(),
+                ));
+            }
+            (false, None) => None,
+        };
         Ok(Some(Self {
             scheme,
             authority,
             base,
             timeout: config.upstream_timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             max_body_bytes,
+            tls,
         }))
     }
 
@@ -78,18 +106,14 @@ impl Upstream {
 /// `http://host[:port][/base]`: scheme, authority and base path. The
 /// problem never quotes the value (it could hold a password).
 fn parse(url: &str) -> Result<(Scheme, Authority, String), String> {
-    const SHAPE: &str = "write it as `http://host:port` or `http://host:port/base`";
+    const SHAPE: &str = "write it as `http://host:port` or `https://host:port/base`";
     let uri: Uri = url.parse().map_err(|_| format!("not a URL; {SHAPE}"))?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::HTTP,
-        Some("https") => {
-            return Err(
-                "https upstreams are not supported: reach the upstream over http on a \
-                 trusted network (or a local TLS-originating sidecar)"
-                    .into(),
-            );
+        Some("https") => Scheme::HTTPS,
+        _ => {
+            return Err(format!("must start with `http://` or `https://`; {SHAPE}"));
         }
-        _ => return Err(format!("must start with `http://`; {SHAPE}")),
     };
     let authority = uri
         .authority()
@@ -114,6 +138,42 @@ fn parse(url: &str) -> Result<(Scheme, Authority, String), String> {
     Ok((scheme, authority, base.to_owned()))
 }
 
+/// TLS for an https upstream: rustls's safe defaults, trusting the CAs of
+/// `ca_file` or else the system's.
+fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!("cannot read PEM certificates from {} ({e})", path.display())
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                return Err(format!("{} holds no usable certificate", path.display()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(
+                    "the system's trust store has no certificate to verify an https upstream \
+                     with; install one (ca-certificates) or give `upstream_ca_file`"
+                        .into(),
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +185,8 @@ mod tests {
             (scheme.as_str(), authority.as_str(), base.as_str()),
             ("http", "127.0.0.1:7000", "")
         );
-        let (_, authority, base) = parse("http://app.internal/base/v1/").unwrap();
+        let (scheme, authority, base) = parse("https://app.internal/base/v1/").unwrap();
+        assert_eq!(scheme, Scheme::HTTPS);
         assert_eq!(
             (authority.as_str(), base.as_str()),
             ("app.internal", "/base/v1")
@@ -133,6 +194,7 @@ mod tests {
         for bad in [
             "127.0.0.1:7000",
             "ftp://host/",
+            "ws://host/",
             "http://",
             "http:///path",
             "http://user:secret@host/",
@@ -154,6 +216,7 @@ mod tests {
             base: "/base".into(),
             timeout: DEFAULT_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            tls: None,
         };
         assert_eq!(
             upstream.uri("/a/b", "c=d&e").unwrap().to_string(),

@@ -5,7 +5,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Served, Setup, TestApp, pixyle_tenant, raw_exchange, status_json};
-use crate::upstream::{Upstream, WsEcho};
+use crate::upstream::{TlsUpstream, Upstream, WsEcho};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -657,6 +657,48 @@ async fn a_body_over_upstream_max_body_bytes_is_a_413() {
     assert_eq!(body_of(&answer), json!({"error": "Request body too large"}));
 }
 
+#[tokio::test]
+async fn an_https_upstream_is_reached_when_its_certificate_verifies() {
+    let upstream = TlsUpstream::start();
+    let url = format!("https://127.0.0.1:{}/base", upstream.port);
+    let ca = format!(
+        "upstream_ca_file = {:?}",
+        upstream.ca_file.display().to_string()
+    );
+    let setup = Setup::new()
+        .tenant("p", proxied("p", "/p", &url, &ca))
+        // The system's trust store does not know the test's CA.
+        .tenant("q", proxied("q", "/q", &url, ""));
+    let app = TestApp::spawn(setup).await;
+    let token = token(&app).await;
+    let subject = subject_of(&app, &token).await;
+    let response = app
+        .client
+        .get(app.url("/p/x?y=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(response).await;
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"path": "/base/x?y=1", "x-auth-subject": subject})
+        )
+    );
+    let (_, login) = app.pixyle_login("/q", "user@q.test", PASSWORD).await;
+    let response = app
+        .client
+        .get(app.url("/q/x"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(response).await;
+    assert_eq!((status, body), (502, json!({"error": "Bad gateway"})));
+}
+
 mod config {
     use polyauth::config::ConfigError;
 
@@ -678,6 +720,14 @@ mod config {
             ("upstream = \"http://127.0.0.1/?a=b\"", "upstream"),
             ("upstream_timeout = \"5s\"", "upstream_timeout"),
             ("upstream_max_body_bytes = 10", "upstream_max_body_bytes"),
+            (
+                "upstream = \"http://127.0.0.1:7000\"\nupstream_ca_file = \"ca.pem\"",
+                "upstream_ca_file",
+            ),
+            (
+                "upstream = \"https://127.0.0.1:7000\"\nupstream_ca_file = \"/nonexistent.pem\"",
+                "upstream_ca_file",
+            ),
             (
                 "upstream = \"http://127.0.0.1:7000\"\nupstream_max_body_bytes = 0",
                 "upstream_max_body_bytes",

@@ -11,7 +11,8 @@
 //!   `headers` (name → every value, in order) and `body_bytes`.
 //!
 //! [`Upstream::requests`] counts the requests it was sent. [`WsEcho`] is a
-//! WebSocket upstream that echoes every message.
+//! WebSocket upstream that echoes every message; [`TlsUpstream`] an https
+//! one with a certificate of a CA made for the test.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -186,6 +187,147 @@ async fn echo_socket(stream: tokio::net::TcpStream, seen: Arc<std::sync::Mutex<V
         }
         if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
             return;
+        }
+    }
+}
+
+/// An https upstream on a free port with a certificate for `127.0.0.1`
+/// signed by a CA made for it (`ca_file`): answers every request with
+/// `{"path", "x-auth-subject"}` and closes the connection.
+pub struct TlsUpstream {
+    pub port: u16,
+    pub ca_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsUpstream {
+    pub fn start() -> Self {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = tempfile::tempdir().unwrap();
+        make_certificates(dir.path());
+        let certificates: Vec<CertificateDer> =
+            CertificateDer::pem_file_iter(dir.path().join("leaf.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(dir.path().join("leaf.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let accept = async {
+                    loop {
+                        if let Ok((stream, _)) = listener.accept().await {
+                            tokio::spawn(answer_tls(acceptor.clone(), stream));
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Self {
+            port,
+            ca_file: dir.path().join("ca.pem"),
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 it signed
+/// (`leaf.pem`, `leaf.key`), made with the openssl command.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = crate::tools::program("POLYAUTH_TEST_OPENSSL", "openssl");
+    // Each command's words hold no spaces.
+    let run = |command: &str| {
+        let status = std::process::Command::new(&openssl)
+            .args(command.split_whitespace())
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {command}");
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    run(&format!(
+        "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=polyauth-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign"
+    ));
+    run(&format!(
+        "req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"
+    ));
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem \
+         -days 2 -extfile leaf.ext",
+    );
+}
+
+/// Reads one request head over TLS and answers it.
+async fn answer_tls(acceptor: tokio_rustls::TlsAcceptor, stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut tls) = acceptor.accept(stream).await else {
+        return;
+    };
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+    let subject = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-auth-subject: "))
+        .map(str::to_owned);
+    let body = json!({ "path": path, "x-auth-subject": subject }).to_string();
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.write_all(answer.as_bytes()).await;
+    let _ = tls.shutdown().await;
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

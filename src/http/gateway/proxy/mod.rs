@@ -19,7 +19,9 @@
 //! gateway path once its slashes are merged (those are never proxied).
 //!
 //! One client per worker and tenant: its pooled connections stay on the
-//! worker's runtime. HTTP/1.1 to the upstream, as nginx speaks it.
+//! worker's runtime. HTTP/1.1 to the upstream, as nginx speaks it; over
+//! TLS for an https upstream, its certificate verified
+//! ([`crate::config::upstream`]).
 
 mod body;
 mod headers;
@@ -35,9 +37,11 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::ClientConfig;
 
 use self::body::{BodyEnd, BodyLimits, UpstreamBody};
 use self::headers::Forwarding;
@@ -59,7 +63,7 @@ const POOL_IDLE: Duration = Duration::from_secs(4);
 /// A tenant's upstream, as one worker reaches it.
 pub struct Proxy {
     upstream: Upstream,
-    client: Client<HttpConnector, UpstreamBody>,
+    client: UpstreamClient,
     /// The dialect's routes as mounted: a path that names one after its
     /// slashes are merged is not proxied.
     routes: Vec<ResourceDef>,
@@ -72,14 +76,42 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector);
+            .pool_idle_timeout(POOL_IDLE);
+        let client = match &upstream.tls {
+            Some(tls) => {
+                // The TLS layer above it takes the https URIs.
+                connector.enforce_http(false);
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(ClientConfig::clone(tls))
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(connector);
+                UpstreamClient::Tls(builder.build(connector))
+            }
+            None => UpstreamClient::Plain(builder.build(connector)),
+        };
         Self {
             upstream: upstream.clone(),
             client,
             routes: route_paths.iter().map(ResourceDef::new).collect(),
+        }
+    }
+}
+
+/// A client for an http or an https upstream.
+enum UpstreamClient {
+    Plain(Client<HttpConnector, UpstreamBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, UpstreamBody>),
+}
+
+impl UpstreamClient {
+    fn request(&self, request: hyper::Request<UpstreamBody>) -> ResponseFuture {
+        match self {
+            Self::Plain(client) => client.request(request),
+            Self::Tls(client) => client.request(request),
         }
     }
 }
