@@ -100,7 +100,7 @@ async fn method_path_query_and_body_reach_the_upstream_below_its_base() {
     for (path, forwarded) in [
         ("/p", "/base"),
         ("/p/", "/base/"),
-        ("/p/a%2Fb%20c", "/base/a%2Fb%20c"),
+        ("/p/a%2Bb%20c", "/base/a%2Bb%20c"),
         ("/p//merged///slashes", "/base/merged/slashes"),
     ] {
         let response = app
@@ -446,6 +446,7 @@ async fn x_forwarded_headers_name_the_client_and_trust_only_trusted_proxies() {
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "app.example"),
         ("x-request-id", "request-42"),
+        ("forwarded", "for=198.51.100.7;proto=https"),
     ];
     let from = |local: &str| {
         reqwest::Client::builder()
@@ -466,6 +467,7 @@ async fn x_forwarded_headers_name_the_client_and_trust_only_trusted_proxies() {
     assert_eq!(echoed(&echo, "x-forwarded-for"), ["127.0.0.2"]);
     assert_eq!(echoed(&echo, "x-forwarded-proto"), ["http"]);
     assert_eq!(echoed(&echo, "x-forwarded-host"), [host.as_str()]);
+    assert!(echoed(&echo, "forwarded").is_empty());
     // 127.0.0.1 is (the default `trusted_proxies`): its chain is extended.
     let echo = ask(from("127.0.0.1")).await;
     assert_eq!(
@@ -474,6 +476,7 @@ async fn x_forwarded_headers_name_the_client_and_trust_only_trusted_proxies() {
     );
     assert_eq!(echoed(&echo, "x-forwarded-proto"), ["https"]);
     assert_eq!(echoed(&echo, "x-forwarded-host"), ["app.example"]);
+    assert_eq!(echoed(&echo, "forwarded"), ["for=198.51.100.7;proto=https"]);
     // The upstream is asked for by its own name; the request keeps its id.
     let upstream_host = format!("127.0.0.1:{}", upstream.port);
     assert_eq!(echoed(&echo, "host"), [upstream_host.as_str()]);
@@ -594,20 +597,6 @@ async fn dialect_and_gateway_routes_are_never_proxied() {
         let status = response.status().as_u16();
         assert!(matches!(status, 404 | 405), "{path}: {status}");
     }
-    // Dot segments are refused, not resolved (HTTP libraries resolve them
-    // before sending: only a crafted request holds one).
-    for path in [
-        "/p/x/../auth/v1/token",
-        "/p/%2e%2e/p/auth/v1/token",
-        "/p/a/./b",
-    ] {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
-             connection: close\r\n\r\n"
-        );
-        let answer = raw_exchange(app.port, &request).await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
-    }
     assert_eq!(upstream.requests(), 0);
     let response = app
         .client
@@ -618,6 +607,34 @@ async fn dialect_and_gateway_routes_are_never_proxied() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(upstream.requests(), 1);
+}
+
+/// Access rules and the upstream must read one path: a path an upstream
+/// could read as another is refused (400), never resolved.
+#[tokio::test]
+async fn paths_an_upstream_could_read_otherwise_are_refused() {
+    let upstream = Upstream::start();
+    let app = gateway(&upstream.url(), "").await;
+    let token = token(&app).await;
+    for path in [
+        // Dot segments: HTTP libraries resolve them before sending, so only
+        // a crafted request holds one.
+        "/p/x/../auth/v1/token",
+        "/p/%2e%2e/p/auth/v1/token",
+        "/p/a/./b",
+        // Encoded slashes and backslashes: one upstream decodes them, another not.
+        "/p/admin%2Fsecret",
+        "/p/admin%2fsecret",
+        "/p/admin%5Csecret",
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+             connection: close\r\n\r\n"
+        );
+        let answer = raw_exchange(app.port, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+    }
+    assert_eq!(upstream.requests(), 0);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 //!   appended; from any other peer, only the peer (what it claims is dropped);
 //! - `X-Forwarded-Proto` and `X-Forwarded-Host` are a trusted peer's, else
 //!   `http` (the listener speaks plain HTTP) and the request's host;
+//! - `Forwarded` (RFC 7239) goes on from a trusted peer only, unchanged;
 //! - every client-sent `X-Auth-*` is dropped, whatever its case and however
 //!   many, and the principal's are set;
 //! - `X-Request-Id` is the id the access log gives the request.
@@ -102,6 +103,7 @@ pub fn to_upstream(incoming: &ClientHeaders, forwarding: &Forwarding<'_>) -> Hea
             || named.iter().any(|token| token == name)
             || name.starts_with("x-auth-")
             || (forwarding.chunked && name == "content-length")
+            || (!forwarding.peer_trusted && name == "forwarded")
             || matches!(
                 name,
                 "host"

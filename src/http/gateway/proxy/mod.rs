@@ -15,7 +15,7 @@
 //! so a long upload is not cut short), or when the upstream takes none of
 //! the body for that long; 413 for a body over the limit; 408 when the
 //! client stalls its body for `body_timeout`; 400 for a path with `.` or
-//! `..` segments; 404 for a path that only names a dialect route or
+//! `..` segments, an encoded slash or a backslash ([`path`]); 404 for a path that only names a dialect route or
 //! gateway path once its slashes are merged (those are never proxied).
 //!
 //! One client per worker and tenant: its pooled connections stay on the
@@ -217,7 +217,7 @@ impl Proxy {
         let routed = req.match_info();
         let paths = path::of(req.uri().path(), routed.as_str(), routed.unprocessed()).map_err(
             |problem| match problem {
-                PathProblem::DotSegment => ErrorCode::MalformedRequest,
+                PathProblem::Ambiguous => ErrorCode::MalformedRequest,
                 PathProblem::MountEncoded => ErrorCode::NotFound,
             },
         )?;

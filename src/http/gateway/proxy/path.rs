@@ -4,13 +4,16 @@
 //! client could be let in for one and served another. So, as nginx does
 //! before it matches a location:
 //! - runs of `/` are merged into one (`//admin` is `/admin`);
-//! - a `.` or `..` segment, plain or percent-encoded, also between encoded
-//!   slashes or backslashes, is refused rather than resolved: browsers and
-//!   HTTP libraries resolve them before sending, so only a crafted request
-//!   holds one.
+//! - a `.` or `..` segment, plain or percent-encoded, is refused rather
+//!   than resolved: browsers and HTTP libraries resolve them before
+//!   sending, so only a crafted request holds one;
+//! - an encoded slash or a backslash (`%2F`, `%5C`, `\`) is refused: one
+//!   upstream reads `/admin%2Fx` as `/admin/x`, another as one segment, so
+//!   no reading of it is safe for path-based rules (Envoy's advice for
+//!   `path_with_escaped_slashes_action` when authorizing by path).
 //!
-//! The decision reads the path as the router does (percent-decoded, but for
-//! `%2F`, `%25` and `%2B`); the upstream gets the client's own encoding.
+//! The decision reads the path as the router does (percent-decoded); the
+//! upstream gets the client's own encoding.
 
 /// A proxied request's path under the tenant's mount, both ways.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,8 +27,8 @@ pub struct Paths {
 /// Why a path is not proxied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathProblem {
-    /// It holds a `.` or `..` segment.
-    DotSegment,
+    /// It holds a `.` or `..` segment, an encoded slash or a backslash.
+    Ambiguous,
     /// The client spelled the mount itself encoded (`/%70ixyle/...`).
     MountEncoded,
 }
@@ -38,8 +41,9 @@ pub fn of(raw: &str, routed: &str, under_mount: &str) -> Result<Paths, PathProbl
         .strip_prefix(mount)
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         .ok_or(PathProblem::MountEncoded)?;
-    if has_dot_segment(under_mount) || has_dot_segment(raw_under) {
-        return Err(PathProblem::DotSegment);
+    if has_dot_segment(under_mount) || has_dot_segment(raw_under) || has_other_separator(raw_under)
+    {
+        return Err(PathProblem::Ambiguous);
     }
     let mut decided = merge_slashes(under_mount);
     if decided.is_empty() {
@@ -62,15 +66,15 @@ fn merge_slashes(path: &str) -> String {
 }
 
 fn has_dot_segment(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    let separated = lower
-        .replace("%2f", "/")
-        .replace("%5c", "/")
-        .replace('\\', "/");
-    separated
-        .split('/')
-        .map(|segment| segment.replace("%2e", "."))
+    path.split('/')
+        .map(|segment| segment.to_ascii_lowercase().replace("%2e", "."))
         .any(|segment| segment == "." || segment == "..")
+}
+
+/// An encoded slash, an encoded backslash or a backslash.
+fn has_other_separator(raw: &str) -> bool {
+    let lower = raw.to_ascii_lowercase();
+    lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\')
 }
 
 #[cfg(test)]
@@ -99,29 +103,27 @@ mod tests {
             of("/t/p%75blic/a%20b", "/t/public/a b", "/public/a b"),
             paths("/public/a b", "/p%75blic/a%20b")
         );
-    }
-
-    #[test]
-    fn dot_segments_and_an_encoded_mount_are_refused() {
-        for (raw, routed, under) in [
-            ("/t/a/../b", "/t/a/../b", "/a/../b"),
-            ("/t/./b", "/t/./b", "/./b"),
-            ("/t/a/%2e%2E/b", "/t/a/../b", "/a/../b"),
-            ("/t/a/%2e%2e%2fb", "/t/a/..%2fb", "/a/..%2fb"),
-            ("/t/a\\..\\b", "/t/a\\..\\b", "/a\\..\\b"),
-            ("/t/..", "/t/..", "/.."),
-        ] {
-            assert_eq!(
-                of(raw, routed, under),
-                Err(PathProblem::DotSegment),
-                "{raw}"
-            );
-        }
-        assert_eq!(of("/%74/a", "/t/a", "/a"), Err(PathProblem::MountEncoded));
         // Dots inside a segment are a name like any other.
         assert_eq!(
             of("/t/a..b/.x", "/t/a..b/.x", "/a..b/.x"),
             paths("/a..b/.x", "/a..b/.x")
         );
+    }
+
+    #[test]
+    fn ambiguous_paths_and_an_encoded_mount_are_refused() {
+        for (raw, routed, under) in [
+            ("/t/a/../b", "/t/a/../b", "/a/../b"),
+            ("/t/./b", "/t/./b", "/./b"),
+            ("/t/a/%2e%2E/b", "/t/a/../b", "/a/../b"),
+            ("/t/..", "/t/..", "/.."),
+            ("/t/a/%2e%2e%2fb", "/t/a/..%2fb", "/a/..%2fb"),
+            ("/t/admin%2Fx", "/t/admin%2Fx", "/admin%2Fx"),
+            ("/t/admin%5cx", "/t/admin\\x", "/admin\\x"),
+            ("/t/a\\b", "/t/a\\b", "/a\\b"),
+        ] {
+            assert_eq!(of(raw, routed, under), Err(PathProblem::Ambiguous), "{raw}");
+        }
+        assert_eq!(of("/%74/a", "/t/a", "/a"), Err(PathProblem::MountEncoded));
     }
 }
