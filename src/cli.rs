@@ -250,8 +250,11 @@ fn check(dir: &std::path::Path) -> bool {
                         format!("CORS {} (dialect default)", origins.describe())
                     }
                 };
+                let upstream = tenant.upstream.as_ref().map_or(String::new(), |u| {
+                    format!(" · proxies to {}://{}{}", u.scheme, u.authority, u.base)
+                });
                 println!(
-                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {} · {cors}",
+                    "ok  tenant {} · dialect {} · {} · {} users · {} companies · {} · {cors}{upstream}",
                     config.id,
                     config.dialect,
                     mount,

@@ -235,5 +235,6 @@ async fn build_tenant(
         hosts: config.hosts,
         path_prefix: config.path_prefix,
         access: loaded.access,
+        upstream: loaded.upstream,
     }))
 }

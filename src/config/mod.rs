@@ -10,6 +10,7 @@ pub mod secret;
 pub mod server;
 pub mod tenant;
 pub mod timestamp;
+pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,14 @@ const DEFAULT_MAX_SESSIONS: u32 = 100;
 /// A configuration problem: which file, which key, what is wrong.
 pub use crate::file_error::FileError as ConfigError;
 
+/// What the upstream proxy may answer besides forward-auth's answers (the
+/// gateway's own, which every dialect answers).
+const PROXY_ERRORS: &[crate::engine::ErrorCode] = &[
+    crate::engine::ErrorCode::MalformedRequest,
+    crate::engine::ErrorCode::PayloadTooLarge,
+    crate::engine::ErrorCode::RequestTimeout,
+];
+
 /// Most argon2 threads `hashing.max_concurrent` may ask for.
 pub const MAX_HASHING_THREADS: usize = 1024;
 
@@ -56,6 +65,8 @@ pub struct LoadedTenant {
     pub cors: Option<AllowedOrigins>,
     /// The `[[access]]` rules, compiled.
     pub access: Rules,
+    /// Where requests that are not polyauth's are proxied.
+    pub upstream: Option<upstream::Upstream>,
 }
 
 /// Everything the gateway needs to start.
@@ -276,11 +287,21 @@ fn validate_tenant(
     if config.audience.trim().is_empty() {
         return Err(err("audience", "must not be empty".into()));
     }
-    if config.upstream.is_some() {
-        return Err(err(
-            "upstream",
-            "proxying to an upstream is not supported by this version".into(),
-        ));
+    let upstream = upstream::Upstream::of(&config).map_err(|(key, problem)| err(key, problem))?;
+    if upstream.is_some() {
+        for code in PROXY_ERRORS {
+            if !dialect.answers(*code) {
+                return Err(err(
+                    "upstream",
+                    format!(
+                        "dialect `{}` has no answer for `{}`, which the proxy can meet; \
+                         map it in the dialect or give `[errors.default]`",
+                        dialect.name,
+                        code.as_str()
+                    ),
+                ));
+            }
+        }
     }
     let cors = match &config.cors_origins {
         Some(origins) => AllowedOrigins::parse(origins)
@@ -417,6 +438,7 @@ fn validate_tenant(
         max_sessions,
         cors,
         access,
+        upstream,
     })
 }
 

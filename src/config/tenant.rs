@@ -26,9 +26,21 @@ pub struct TenantConfig {
     pub hosts: Vec<String>,
     pub issuer: String,
     pub audience: String,
-    /// Proxy all non-auth paths here after verifying (not served yet).
+    /// `http://host:port/base`: every request under the mount that is no
+    /// dialect route or gateway path is proxied here, after the same
+    /// decision as forward-auth.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// The upstream's answer must begin within this time (default 30 s).
+    #[serde(default)]
+    pub upstream_timeout: Option<HumanDuration>,
+    /// The largest proxied request body (default 1 GiB).
+    #[serde(default)]
+    pub upstream_max_body_bytes: Option<u64>,
+    /// PEM certificates of the CAs an https upstream's certificate must
+    /// chain to, instead of the system's trust store.
+    #[serde(default)]
+    pub upstream_ca_file: Option<PathBuf>,
     /// Browser origins answered with CORS headers: `["*"]` or
     /// `scheme://host[:port]` each. Absent: the dialect's default (PayHub's
     /// `*`); `[]`: none, whatever the dialect says.

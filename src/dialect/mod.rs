@@ -43,6 +43,8 @@ const GATEWAY_ERRORS: &[ErrorCode] = &[
     ErrorCode::Forbidden,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
+    ErrorCode::BadGateway,
+    ErrorCode::GatewayTimeout,
 ];
 
 /// A compiled dialect.
@@ -199,6 +201,12 @@ impl Dialect {
                 .map_err(|e| ("errors".to_string(), format!("the gateway {e}")))?;
         }
         Ok(())
+    }
+
+    /// Whether the dialect-wide table answers `code` (not every dialect
+    /// can: one whose routes read no body may map no `payload_too_large`).
+    pub fn answers(&self, code: ErrorCode) -> bool {
+        self.answers.template(None, code, None).is_some()
     }
 
     /// The answer to what the engine made of a call on `route`.
@@ -462,6 +470,27 @@ mod tests {
             assert!(!def.is_match(path), "{path}");
         }
         assert_eq!(builtin("pixyle").routes[0].pattern, "/auth/v1/token");
+    }
+
+    #[test]
+    fn every_built_in_dialect_answers_the_proxy_s_failures_with_their_real_status() {
+        for (name, _) in catalog::BUILTIN {
+            let dialect = builtin(name);
+            for (code, status) in [
+                (ErrorCode::BadGateway, 502),
+                (ErrorCode::GatewayTimeout, 504),
+            ] {
+                let answer = dialect.verify_error(&Failure::of(code));
+                assert_eq!(answer.status, status, "{name}");
+                let body = answer.body.unwrap_or_else(|| panic!("{name}: no body"));
+                // Where a body states a status, it is the real one.
+                for key in ["status", "statusCode", "responseCode"] {
+                    if let Some(stated) = body.get(key) {
+                        assert_eq!(stated, &serde_json::json!(status), "{name}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

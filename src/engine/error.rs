@@ -67,6 +67,10 @@ error_codes! {
     LockedOut = "locked_out", 429, "Too many failed attempts, retry in {{retry_after}} seconds", [], [];
     Unavailable = "unavailable", 503, "Service temporarily unavailable", [], [];
     Internal = "internal", 500, "Internal server error", [], [];
+    // The upstream proxy's own failures; a dialect that does not map them
+    // answers as it answers an outage.
+    BadGateway = "bad_gateway", 502, "Bad gateway", [Unavailable], [];
+    GatewayTimeout = "gateway_timeout", 504, "Gateway timeout", [Unavailable], [];
     NotFound = "not_found", 404, "Not found", [], [];
     MethodNotAllowed = "method_not_allowed", 405, "Method not allowed", [], [];
     PayloadTooLarge = "payload_too_large", 413, "Request body too large", [], [];

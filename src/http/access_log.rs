@@ -15,6 +15,10 @@ use super::state::TenantContext;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request's id, in its extensions (the upstream proxy passes it on).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Echoes a sane `x-request-id` or makes one; logs one line per request
 /// (no query string, no headers, no body: nothing secret).
 pub async fn access_log(
@@ -30,6 +34,7 @@ pub async fn access_log(
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let method = req.method().clone();
     let path = req.path().chars().take(256).collect::<String>();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut response = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);

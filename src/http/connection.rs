@@ -106,6 +106,9 @@ struct ClockState {
     armed: bool,
     /// The task reading the connection, woken when the deadline moves.
     waker: Option<Waker>,
+    /// The connection carries a tunnel (a WebSocket after its 101): no
+    /// request head comes again.
+    tunneled: bool,
 }
 
 impl HeadClock {
@@ -118,6 +121,7 @@ impl HeadClock {
                 deadline: None,
                 armed: false,
                 waker: None,
+                tunneled: false,
             }),
         }
     }
@@ -128,8 +132,22 @@ impl HeadClock {
         state.armed = false;
     }
 
+    /// From now on the connection carries a tunnel (the upstream proxy's
+    /// WebSocket), not requests: no head deadline applies any more. The
+    /// tunnel lasts until either end closes it, as nginx's and Envoy's do
+    /// without a configured idle timeout; the connection keeps its slot
+    /// under the connection limits meanwhile.
+    pub fn tunnel(&self) {
+        let mut state = self.state.borrow_mut();
+        state.tunneled = true;
+        state.armed = false;
+    }
+
     fn request_answered(&self) {
         let mut state = self.state.borrow_mut();
+        if state.tunneled {
+            return;
+        }
         state.serving = false;
         state.head_started = false;
         state.set_deadline(Instant::now() + KEEP_ALIVE + HEADER_TIMEOUT);
@@ -142,7 +160,7 @@ impl HeadClock {
 
     fn bytes_read(&self, n: usize) {
         let mut state = self.state.borrow_mut();
-        if n > 0 && !state.serving && !state.head_started {
+        if n > 0 && !state.serving && !state.head_started && !state.tunneled {
             state.head_started = true;
             state.set_deadline(Instant::now() + HEADER_TIMEOUT);
         }
@@ -152,7 +170,7 @@ impl HeadClock {
     /// not stalled.
     fn bytes_written(&self, n: usize) {
         let mut state = self.state.borrow_mut();
-        if n == 0 || state.serving {
+        if n == 0 || state.serving || state.tunneled {
             return;
         }
         let pushed = Instant::now()

@@ -15,7 +15,7 @@ use crate::dialect::{BodyError, Response};
 /// An oversized body up to this size is read and thrown away before the 413
 /// goes out: a client still sending when the connection closes would see a
 /// reset instead of the answer. Larger ones are cut off at once.
-const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+pub const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Reads the body up to `limit` bytes, all of it within `timeout`.
 pub async fn read_body(

@@ -32,4 +32,6 @@ pub struct TenantContext {
     pub cors: Option<Arc<CorsPolicy>>,
     /// Its `[[access]]` rules, which forward-auth and the proxy apply.
     pub access: Rules,
+    /// Where requests that are not polyauth's are proxied.
+    pub upstream: Option<crate::config::upstream::Upstream>,
 }

@@ -26,6 +26,7 @@ pub fn mount(scope: Scope, context: &Arc<TenantContext>) -> impl HttpServiceFact
 fn routes(scope: Scope, context: &Arc<TenantContext>) -> Scope {
     let mut scope = scope.app_data(web::Data::from(Arc::clone(context)));
     let routes = &context.dialect.routes;
+    let mut mounted: Vec<String> = Vec::new();
     let mut patterns: Vec<&str> = Vec::new();
     for route in routes {
         if !patterns.contains(&route.pattern.as_str()) {
@@ -40,6 +41,7 @@ fn routes(scope: Scope, context: &Arc<TenantContext>) -> Scope {
                 _ => format!("{pattern}/"),
             });
         }
+        mounted.extend(forms.iter().cloned());
         let served = routes
             .iter()
             .enumerate()
@@ -58,7 +60,16 @@ fn routes(scope: Scope, context: &Arc<TenantContext>) -> Scope {
             .collect();
         scope = scope.service(resource(forms, served));
     }
-    gateway::configure(scope).default_service(web::to(not_found))
+    let scope = gateway::configure(scope);
+    match &context.upstream {
+        // Made here, once per worker: its connections stay on the worker.
+        Some(upstream) => scope
+            .app_data(web::Data::new(gateway::proxy::Proxy::new(
+                upstream, &mounted,
+            )))
+            .default_service(web::to(gateway::proxy::forward)),
+        None => scope.default_service(web::to(not_found)),
+    }
 }
 
 /// Serves route `index` of the tenant's dialect.

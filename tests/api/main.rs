@@ -19,6 +19,7 @@ mod openapi;
 mod payhub;
 mod pixyle;
 mod process;
+mod proxy;
 mod proxy_servers;
 mod redis;
 mod redis_server;

@@ -5,6 +5,7 @@ pub mod docs;
 pub mod jwks;
 pub mod oauth2;
 pub mod openapi;
+pub mod proxy;
 pub mod verify;
 
 use actix_web::http::Method;

@@ -138,7 +138,7 @@ pub const ORIGINAL: &str = "original";
 /// The principal as `X-Auth-*` headers; a value that cannot be a header
 /// value is left out. Roles are header-safe (checked at startup); an email
 /// that is not plain ASCII is percent-encoded.
-pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal) {
+pub fn principal_headers(principal: &Principal) -> Vec<(&'static str, HeaderValue)> {
     let roles = principal.roles.join(",");
     let email = principal.email.as_deref().map(header_safe_email);
     let headers = [
@@ -148,10 +148,16 @@ pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal
         ("x-auth-roles", Some(roles.as_str())),
         ("x-auth-company", principal.company.as_deref()),
     ];
-    for (name, value) in headers {
-        if let Some(Ok(value)) = value.map(HeaderValue::from_str) {
-            response.insert_header((name, value));
-        }
+    headers
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value?).ok()?)))
+        .collect()
+}
+
+/// Sets the principal's `X-Auth-*` headers on `response`.
+pub fn write_principal(response: &mut HttpResponseBuilder, principal: &Principal) {
+    for header in principal_headers(principal) {
+        response.insert_header(header);
     }
 }
 
