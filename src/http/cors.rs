@@ -13,6 +13,8 @@
 //! - A listed origin is echoed; `["*"]` is answered `*`, as PayHub does.
 //!   Credentials are never allowed (`-Allow-Credentials` is never sent):
 //!   polyauth neither sets nor reads cookies, and `*` forbids them anyway.
+//! - With a policy, the mount's answers carry no CORS header but these: an
+//!   upstream's own (proxied paths) are removed.
 //! - Any other origin, or a request without one, gets no CORS header: a
 //!   preflight goes on to routing (the dialect's `method_not_allowed`).
 //!   Every answer of a tenant with CORS says `Vary: Origin`, since each
@@ -182,6 +184,16 @@ pub async fn apply<B: MessageBody>(
     }
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
+    // The tenant's policy is the mount's: an upstream's own CORS answer
+    // (proxied paths) would contradict it, so it never reaches the browser.
+    let upstreams: Vec<_> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in upstreams {
+        headers.remove(name);
+    }
     if let Some(allow_origin) = allow_origin {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
         headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);

@@ -784,3 +784,136 @@ mod config {
         }
     }
 }
+
+#[tokio::test]
+async fn access_rules_decide_what_is_proxied() {
+    let upstream = Upstream::start();
+    let rules = r#"
+[[access]]
+paths = ["/public/**"]
+methods = ["GET"]
+policy = "public"
+
+[[access]]
+paths = ["/internal/**"]
+policy = "deny"
+
+[[access]]
+paths = ["/ops/**"]
+roles = ["ops"]
+
+[[access]]
+paths = ["/admin/**"]
+roles = ["admin"]
+"#;
+    let app = gateway(&upstream.url(), rules).await;
+    let token = token(&app).await;
+    let send = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let mut request = app.client.request(method, app.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        // A client's own X-Auth-* never passes, public path or not.
+        request.header("x-auth-subject", "forged").send()
+    };
+    // Public: no credential needed, and none is claimed for the caller.
+    let (status, echo) = status_json(
+        send(reqwest::Method::GET, "/p/public/page", None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["path"], "/public/page");
+    assert!(echoed(&echo, "x-auth-subject").is_empty(), "{echo}");
+    // Public with a valid credential: its principal goes on.
+    let (status, echo) = status_json(
+        send(reqwest::Method::GET, "/p/public", Some(&token))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(
+        echoed(&echo, "x-auth-subject"),
+        [subject_of(&app, &token).await.as_str()]
+    );
+    let before = upstream.requests();
+    // The public rule names GET only; deny and a missing role are 403.
+    for (method, path, token, expected) in [
+        (reqwest::Method::POST, "/p/public/page", None, 401),
+        (
+            reqwest::Method::GET,
+            "/p/internal/x",
+            Some(token.as_str()),
+            403,
+        ),
+        (reqwest::Method::GET, "/p/ops/x", Some(token.as_str()), 403),
+        (reqwest::Method::GET, "/p/admin/x", None, 401),
+    ] {
+        let response = send(method.clone(), path, token).await.unwrap();
+        assert_eq!(response.status(), expected, "{method} {path}");
+    }
+    assert_eq!(upstream.requests(), before, "a refused request was proxied");
+    let (status, echo) = status_json(
+        send(reqwest::Method::GET, "/p/admin/x", Some(&token))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["path"], "/admin/x");
+}
+
+#[tokio::test]
+async fn with_cors_on_the_tenant_the_upstreams_own_cors_headers_never_pass() {
+    let upstream = Upstream::start();
+    let app = gateway(
+        &upstream.url(),
+        "cors_origins = [\"https://dashboard.example\"]\n",
+    )
+    .await;
+    let access = token(&app).await;
+    for (origin, expected) in [
+        (
+            "https://dashboard.example",
+            Some("https://dashboard.example"),
+        ),
+        ("https://evil.example", None),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/p/x/cors"))
+            .bearer_auth(&access)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let headers = response.headers();
+        assert_eq!(
+            headers
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            expected,
+            "{origin}"
+        );
+        assert!(headers.get("access-control-allow-credentials").is_none());
+        assert!(headers.get("access-control-allow-headers").is_none());
+    }
+    // Without CORS on the tenant, the upstream answers CORS for itself.
+    let app = gateway(&upstream.url(), "").await;
+    let bare = token(&app).await;
+    let response = app
+        .client
+        .get(app.url("/p/x/cors"))
+        .bearer_auth(&bare)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://evil.example"
+    );
+}

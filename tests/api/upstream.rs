@@ -55,6 +55,8 @@ impl Upstream {
                         .route("/download", web::route().to(download))
                         .route("/{any:.*}/hop", web::get().to(hop))
                         .route("/hop", web::get().to(hop))
+                        .route("/{any:.*}/cors", web::route().to(cors))
+                        .route("/cors", web::route().to(cors))
                         .default_service(web::to(echo))
                 })
                 .workers(1)
@@ -398,6 +400,15 @@ async fn hop() -> HttpResponse {
         .append_header(("set-cookie", "a=1"))
         .append_header(("set-cookie", "b=2"))
         .body("hop")
+}
+
+/// An upstream answering CORS for itself, generously.
+async fn cors() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("access-control-allow-origin", "https://evil.example"))
+        .insert_header(("access-control-allow-credentials", "true"))
+        .insert_header(("access-control-allow-headers", "*"))
+        .body("cors")
 }
 
 async fn echo(req: HttpRequest, body: web::Bytes) -> HttpResponse {
