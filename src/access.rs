@@ -332,7 +332,8 @@ impl<'a> RequestPath<'a> {
     /// path: a `.` or `..` segment, encoded or not (`/public/%2e%2e/admin`);
     /// an empty segment (`//`); an encoded `/`, an encoded `%` (a server
     /// that decodes twice reads another path), `\`, `;` (path parameters,
-    /// which some servers drop: `/public/..;/admin`), `#`, a control
+    /// which some servers drop: `/public/..;/admin`), `#`, an encoded `?`
+    /// (`/public%3F/admin`: decoded, it would end the path), a control
     /// character, an escape that is not one, or bytes that are not UTF-8.
     pub fn parse(raw: &'a str) -> Result<Self, AmbiguousPath> {
         let path = raw.split_once('?').map_or(raw, |(path, _)| path);
@@ -352,11 +353,12 @@ fn decode_segment(raw: &str) -> Result<Cow<'_, str>, AmbiguousPath> {
     let segment = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| AmbiguousPath)?;
-    // `%` left after decoding is `%25` or an escape that is not one.
+    // `%` left after decoding is `%25` or an escape that is not one; a `?`
+    // is `%3F`, which a server reading the path decoded takes for a query.
     let ambiguous = segment.is_empty()
         || segment == "."
         || segment == ".."
-        || segment.contains(['/', '%', '\\', ';', '#'])
+        || segment.contains(['/', '%', '\\', ';', '#', '?'])
         || segment.contains(char::is_control);
     match ambiguous {
         true => Err(AmbiguousPath),

@@ -342,6 +342,10 @@ async fn path_tricks_never_reach_a_public_rule() {
         "/public/%5C..%5Cinternal",
         "/public/%00",
         "/public/%zz",
+        // An encoded `?` is no query: a server reading the path decoded
+        // would otherwise see `/public` where another reads more.
+        "/public%3F/internal/x",
+        "/public%3f/../internal",
     ];
     for trick in tricks {
         // In a header, as nginx, Traefik and Caddy pass it on.

@@ -854,6 +854,11 @@ roles = ["admin"]
         let response = send(method.clone(), path, token).await.unwrap();
         assert_eq!(response.status(), expected, "{method} {path}");
     }
+    // An encoded `?` never cuts the path the rules see.
+    for path in ["/p/public%3F/admin/x", "/p/public%3f/internal/x"] {
+        let response = send(reqwest::Method::GET, path, None).await.unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+    }
     assert_eq!(upstream.requests(), before, "a refused request was proxied");
     let (status, echo) = status_json(
         send(reqwest::Method::GET, "/p/admin/x", Some(&token))
@@ -916,4 +921,18 @@ async fn with_cors_on_the_tenant_the_upstreams_own_cors_headers_never_pass() {
         response.headers()["access-control-allow-origin"],
         "https://evil.example"
     );
+}
+
+#[tokio::test]
+async fn the_mount_itself_is_decided_as_the_root() {
+    let upstream = Upstream::start();
+    let rules = "[[access]]\npaths = [\"/\"]\npolicy = \"public\"\n";
+    let app = gateway(&format!("{}/base", upstream.url()), rules).await;
+    for path in ["/p", "/p/"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let (status, echo) = status_json(response).await;
+        assert_eq!(status, 200, "{path}: {echo}");
+    }
+    let response = app.client.get(app.url("/p/x")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
 }

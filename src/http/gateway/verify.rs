@@ -102,8 +102,17 @@ const CONVENTIONS: [(&str, &str); 2] = [
 /// twice or unreadable names no path: the rules refuse it.
 fn original_of(req: &HttpRequest) -> (&str, Cow<'_, str>) {
     let own_method = req.method().as_str();
-    if let Some(suffix) = req.match_info().get(ORIGINAL) {
-        return (own_method, format!("/{}", without_query(suffix)).into());
+    if req.match_info().get(ORIGINAL).is_some() {
+        // The suffix as sent, not actix's decoded copy (where `%3F` has
+        // become a `?`): the rules decode it once themselves. A verify path
+        // spelled encoded (`%5Fpolyauth`) has no suffix to find: refused.
+        let raw = req.uri().path();
+        let marker = format!("{}/", crate::reserved::VERIFY);
+        let suffix = raw.find(&marker).map(|at| &raw[at + marker.len()..]);
+        return (
+            own_method,
+            suffix.map_or(Cow::Borrowed(""), |suffix| format!("/{suffix}").into()),
+        );
     }
     let headers = req.headers();
     for (method, uri) in CONVENTIONS {

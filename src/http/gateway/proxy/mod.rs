@@ -131,9 +131,15 @@ pub async fn forward(
         Ok(paths) => paths,
         Err(code) => return refuse(code),
     };
+    // The rules read the path as sent (they decode it once, and refuse what
+    // decodes ambiguously), as the upstream will get it: never actix's
+    // decoded copy, where `%3F` has become a `?`.
     let original = Original {
         method: req.method().as_str(),
-        path: &paths.decided,
+        path: match paths.forwarded.as_str() {
+            "" => "/",
+            forwarded => forwarded,
+        },
     };
     let principal = match decide(&state.engine, &context, req.headers(), original).await {
         Ok(principal) => principal,
@@ -211,7 +217,7 @@ pub async fn forward(
 }
 
 impl Proxy {
-    /// The paths `req` is decided and forwarded on; the code to answer
+    /// The paths `req` is routed and forwarded on; the code to answer
     /// instead when it is not to be proxied.
     fn paths_of(&self, req: &HttpRequest) -> Result<path::Paths, ErrorCode> {
         let routed = req.match_info();
@@ -221,11 +227,11 @@ impl Proxy {
                 PathProblem::MountEncoded => ErrorCode::NotFound,
             },
         )?;
-        let polyauths = crate::reserved::is_reserved(&paths.decided)
+        let polyauths = crate::reserved::is_reserved(&paths.routed)
             || self
                 .routes
                 .iter()
-                .any(|route| route.is_match(&paths.decided));
+                .any(|route| route.is_match(&paths.routed));
         match polyauths {
             true => Err(ErrorCode::NotFound),
             false => Ok(paths),

@@ -1,4 +1,4 @@
-//! The path a proxied request is decided on and forwarded with.
+//! The path a proxied request is routed, decided and forwarded on.
 //!
 //! The decision (access rules) and the upstream must read one path, or a
 //! client could be let in for one and served another. So, as nginx does
@@ -18,9 +18,11 @@
 /// A proxied request's path under the tenant's mount, both ways.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Paths {
-    /// What the access rules see: decoded as routed, `/` at least.
-    pub decided: String,
-    /// What goes after the upstream's base: as the client encoded it.
+    /// Decoded as routed, `/` at least: what is matched against the dialect's
+    /// routes and the gateway's paths.
+    pub routed: String,
+    /// What goes after the upstream's base, as the client encoded it; the
+    /// access rules read this one (decoding it once themselves).
     pub forwarded: String,
 }
 
@@ -45,12 +47,12 @@ pub fn of(raw: &str, routed: &str, under_mount: &str) -> Result<Paths, PathProbl
     {
         return Err(PathProblem::Ambiguous);
     }
-    let mut decided = merge_slashes(under_mount);
-    if decided.is_empty() {
-        decided.push('/');
+    let mut routed = merge_slashes(under_mount);
+    if routed.is_empty() {
+        routed.push('/');
     }
     Ok(Paths {
-        decided,
+        routed,
         forwarded: merge_slashes(raw_under),
     })
 }
@@ -81,9 +83,9 @@ fn has_other_separator(raw: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn paths(decided: &str, forwarded: &str) -> Result<Paths, PathProblem> {
+    fn paths(routed: &str, forwarded: &str) -> Result<Paths, PathProblem> {
         Ok(Paths {
-            decided: decided.into(),
+            routed: routed.into(),
             forwarded: forwarded.into(),
         })
     }
