@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod admin;
 pub mod connection;
 pub mod cors;
+pub mod drain;
 pub mod gateway;
 pub mod host;
 pub mod limits;
@@ -31,6 +32,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer, web};
 
 use connection::{Connection, HEADER_TIMEOUT, KEEP_ALIVE};
+use drain::InFlight;
 use limits::ConnectionLimits;
 pub use state::{AppState, TenantContext};
 
@@ -46,10 +48,17 @@ pub struct Listening {
     pub max_connections_per_ip: usize,
 }
 
+/// How long a graceful stop waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The public and admin servers, listening, not yet driven.
 pub struct Servers {
     public: Server,
     admin: Server,
+    in_flight: Arc<InFlight>,
+    /// SIGTERM and SIGINT, listened to from the start: one that comes
+    /// before the servers are driven still stops them gracefully.
+    signals: std::io::Result<Signals>,
 }
 
 /// Stops running [`Servers`] gracefully.
@@ -57,11 +66,21 @@ pub struct Servers {
 pub struct Stopper {
     public: ServerHandle,
     admin: ServerHandle,
+    in_flight: Arc<InFlight>,
 }
 
 impl Stopper {
-    /// Stops accepting, lets in-flight requests finish, then returns.
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), then
+    /// stops the workers and returns (see [`drain`] for why the wait is
+    /// this side's).
     pub async fn stop(&self) {
+        self.public.pause().await;
+        if !self.in_flight.drained(DRAIN_TIMEOUT).await {
+            tracing::warn!(
+                in_flight = self.in_flight.count(),
+                "requests still in flight after 10 s: cut short"
+            );
+        }
         self.public.stop(true).await;
         self.admin.stop(true).await;
     }
@@ -82,6 +101,8 @@ pub fn serve(
     admin: TcpListener,
 ) -> std::io::Result<Servers> {
     let state = web::Data::new(state);
+    let in_flight = Arc::new(InFlight::default());
+    let counted = Arc::clone(&in_flight);
     let tenants = Arc::new(tenants);
     let public_state = state.clone();
     let app = move || {
@@ -89,7 +110,11 @@ pub fn serve(
             .app_data(public_state.clone())
             .wrap(from_fn(host::check_host))
             .wrap(from_fn(access_log::access_log))
-            .wrap(from_fn(connection::track_requests));
+            .wrap(from_fn(connection::track_requests))
+            .wrap(from_fn({
+                let counted = Arc::clone(&counted);
+                move |req, next| drain::count_requests(Arc::clone(&counted), req, next)
+            }));
         // Host matches first, then the longest prefix.
         for context in tenants.iter() {
             if !context.hosts.is_empty() {
@@ -154,7 +179,12 @@ pub fn serve(
     .disable_signals()
     .listen(admin)?
     .run();
-    Ok(Servers { public, admin })
+    Ok(Servers {
+        public,
+        admin,
+        in_flight,
+        signals: Signals::listen(),
+    })
 }
 
 impl Servers {
@@ -162,6 +192,7 @@ impl Servers {
         Stopper {
             public: self.public.handle(),
             admin: self.admin.handle(),
+            in_flight: Arc::clone(&self.in_flight),
         }
     }
 
@@ -172,9 +203,11 @@ impl Servers {
     /// runtime as soon as *it* was done, cutting the other's requests short.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
+        let signals = self.signals;
         let on_signal = tokio::spawn(async move {
-            match shutdown_signal().await {
-                Ok(name) => {
+            match signals {
+                Ok(mut signals) => {
+                    let name = signals.next().await;
                     tracing::info!(signal = name, "stopping: draining in-flight requests");
                     stopper.stop().await;
                 }
@@ -187,13 +220,26 @@ impl Servers {
     }
 }
 
-/// Waits for SIGTERM or SIGINT; returns which.
-async fn shutdown_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from the moment they are listened to.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next one; returns which.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
 }
