@@ -67,8 +67,10 @@ impl Engine {
 
     /// Ends a working API key: its holder's key moves on to the next
     /// generation, shown to no one until the holder asks for a key again.
+    /// The holder may be inactive or removed: the key stays dead when the
+    /// holder comes back.
     pub(super) async fn revoke_api_key(&self, tenant: &Tenant, key: &str) -> EngineResult<()> {
-        let (record, _) = self.api_key_holder(tenant, key).await?;
+        let record = self.api_key_record(tenant, key).await?;
         self.issue_api_key(tenant, &record.subject, record.generation + 1)
             .await
             .map(drop)
@@ -140,21 +142,25 @@ impl Engine {
         tenant: &Tenant,
         key: &str,
     ) -> EngineResult<(ApiKeyRecord, Identity)> {
+        let record = self.api_key_record(tenant, key).await?;
+        let user = tenant
+            .user_by_id(&record.subject)
+            .filter(|u| u.active)
+            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
+        let identity = Identity::of_user(user);
+        Ok((record, identity))
+    }
+
+    /// The record of a working API key, whatever its holder's state now.
+    async fn api_key_record(&self, tenant: &Tenant, key: &str) -> EngineResult<ApiKeyRecord> {
         let invalid = || EngineError::InvalidToken(TokenProblem::Invalid);
         if !key.starts_with(API_KEY_PREFIX) {
             return Err(invalid());
         }
-        let record = self
-            .store
+        self.store
             .api_key_get(&tenant.id, &api_key_hash(key))
             .await?
-            .ok_or_else(invalid)?;
-        let user = tenant
-            .user_by_id(&record.subject)
-            .filter(|u| u.active)
-            .ok_or_else(invalid)?;
-        let identity = Identity::of_user(user);
-        Ok((record, identity))
+            .ok_or_else(invalid)
     }
 }
 

@@ -78,8 +78,10 @@ impl Engine {
 
     /// Makes a token dead until its expiry. A refresh token takes its whole
     /// family; with [`RevokeScope::Session`] an access token does too. An
-    /// API key (where `kind` admits one) stops working. Returns only once
-    /// the revocation is written.
+    /// API key (where `kind` admits one) stops working. Only the token itself
+    /// is checked, not its holder: a token revoked while its holder is
+    /// inactive or removed stays dead when the holder comes back. Returns
+    /// only once the revocation is written.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn revoke(
         &self,
@@ -96,7 +98,7 @@ impl Engine {
         if api_key {
             return self.revoke_api_key(tenant, token).await;
         }
-        let (claims, _) = self.authenticate(tenant, token, kind).await?;
+        let claims = self.possessed(tenant, token, kind).await?;
         if claims.typ == TokenType::Access {
             self.store
                 .revoke_token(&tenant.id, &claims.jti, claims.exp)

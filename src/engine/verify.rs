@@ -53,23 +53,52 @@ impl Engine {
         token: &str,
         kind: CredentialKind,
     ) -> EngineResult<(Claims, Identity)> {
-        let claims = match kind {
-            CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh)?,
+        let claims = self.check_token_of(tenant, token, kind)?;
+        let identity = holder(tenant, &claims)?;
+        self.not_revoked(tenant, &claims).await?;
+        Ok((claims, identity))
+    }
+
+    /// A token of the kind asked for, signed by the tenant, and not revoked,
+    /// whatever its holder's state now: what revoking it asks for.
+    pub(super) async fn possessed(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        kind: CredentialKind,
+    ) -> EngineResult<Claims> {
+        let claims = self.check_token_of(tenant, token, kind)?;
+        self.not_revoked(tenant, &claims).await?;
+        Ok(claims)
+    }
+
+    /// [`Engine::check_token`] for a token of `kind`.
+    fn check_token_of(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        kind: CredentialKind,
+    ) -> EngineResult<Claims> {
+        match kind {
+            CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh),
             CredentialKind::AnyToken => match self.check_token(tenant, token, TokenType::Access) {
                 Err(EngineError::InvalidToken(TokenProblem::WrongType)) => {
-                    self.check_token(tenant, token, TokenType::Refresh)?
+                    self.check_token(tenant, token, TokenType::Refresh)
                 }
-                other => other?,
+                other => other,
             },
-            _ => self.check_token(tenant, token, TokenType::Access)?,
-        };
-        let identity = holder(tenant, &claims)?;
+            _ => self.check_token(tenant, token, TokenType::Access),
+        }
+    }
+
+    /// Fails closed: a store that cannot answer is an error, not a yes.
+    async fn not_revoked(&self, tenant: &Tenant, claims: &Claims) -> EngineResult<()> {
         match self
             .store
             .token_state(&tenant.id, &claims.jti, claims.sid.as_deref())
             .await?
         {
-            TokenState::Active => Ok((claims, identity)),
+            TokenState::Active => Ok(()),
             TokenState::Revoked => Err(EngineError::InvalidToken(TokenProblem::Revoked)),
         }
     }

@@ -589,3 +589,132 @@ async fn with_the_store_down_introspection_and_revocation_answer_503() {
         assert_eq!(status_json(response).await, (503, unavailable.clone()));
     }
 }
+
+/// What became of the holder of a token while it was being revoked.
+#[derive(Clone, Copy, Debug)]
+enum Holder {
+    /// `active = false` on the account.
+    Inactive,
+    /// The account taken out of the tenant file.
+    Removed,
+}
+
+/// Stops `app`, rewrites the tenant file of `tenant` (made by
+/// [`vendor_tenant`]) with its user as `holder` says, or as it was with
+/// `None`, and starts again on the same directory.
+async fn restart_with_holder(app: TestApp, tenant: &str, holder: Option<Holder>) -> TestApp {
+    let dir = app.stop().await;
+    let original = vendor_tenant(tenant, "");
+    let text = match holder {
+        None => original,
+        // The user's table is the file's last: a key appended is its own.
+        Some(Holder::Inactive) => format!("{original}active = false\n"),
+        Some(Holder::Removed) => original[..original.find("[[users]]").unwrap()].to_owned(),
+    };
+    let file = dir.path().join(format!("config/tenants/{tenant}.toml"));
+    std::fs::write(file, text).unwrap();
+    TestApp::start_in(dir).await
+}
+
+/// Revokes `token` at tenant `a` through RFC 7009.
+async fn revoke(app: &TestApp, token: &str) {
+    let response = oauth2(app, "a", "revoke", Caller::Nobody, &[("token", token)]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn an_access_token_revoked_while_its_holder_is_away_stays_dead() {
+    for holder in [Holder::Inactive, Holder::Removed] {
+        let app = TestApp::spawn(setup()).await;
+        let tokens = login(&app, "a").await;
+        let app = restart_with_holder(app, "a", Some(holder)).await;
+        revoke(&app, &tokens.access).await;
+        let app = restart_with_holder(app, "a", None).await;
+        let response = app.verify("/a", &tokens.access).await;
+        assert_eq!(response.status(), 401, "{holder:?}");
+        // Only the token: its session goes on.
+        let (access, _) = refresh(&app, "a", &tokens.refresh).await.unwrap();
+        assert_eq!(app.verify("/a", &access).await.status(), 200, "{holder:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_token_revoked_while_its_holder_is_away_ends_its_session_for_good() {
+    for holder in [Holder::Inactive, Holder::Removed] {
+        let app = TestApp::spawn(setup()).await;
+        let tokens = login(&app, "a").await;
+        let (second_access, second) = refresh(&app, "a", &tokens.refresh).await.unwrap();
+        let app = restart_with_holder(app, "a", Some(holder)).await;
+        revoke(&app, &second).await;
+        let app = restart_with_holder(app, "a", None).await;
+        for access in [&tokens.access, &second_access] {
+            assert_eq!(app.verify("/a", access).await.status(), 401, "{holder:?}");
+        }
+        // The current refresh token first: the rotated-out one, presented
+        // again, would end the session by itself.
+        for token in [&second, &tokens.refresh] {
+            assert_eq!(refresh(&app, "a", token).await, Err(401), "{holder:?}");
+        }
+        // A new login is a new session.
+        let other = login(&app, "a").await;
+        assert!(
+            refresh(&app, "a", &other.refresh).await.is_ok(),
+            "{holder:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_api_key_revoked_while_its_holder_is_away_stays_dead() {
+    for holder in [Holder::Inactive, Holder::Removed] {
+        let app = TestApp::spawn(setup()).await;
+        let tokens = login(&app, "a").await;
+        let app = restart_with_holder(app, "a", Some(holder)).await;
+        revoke(&app, &tokens.key).await;
+        let app = restart_with_holder(app, "a", None).await;
+        assert_eq!(
+            app.verify("/a", &tokens.key).await.status(),
+            401,
+            "{holder:?}"
+        );
+        assert_eq!(introspect(&app, "a", &tokens.key).await, inactive());
+        // The holder's next key works; the old one never again.
+        let next = login(&app, "a").await.key;
+        assert_ne!(next, tokens.key, "{holder:?}");
+        assert_eq!(app.verify("/a", &next).await.status(), 200, "{holder:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_dialect_logout_while_the_holder_is_inactive_stays_done() {
+    use crate::helpers::pixyle_tenant;
+    let app = TestApp::spawn(Setup::new().tenant("px", pixyle_tenant("px", "/px", ""))).await;
+    let (_, login) = app.pixyle_login("/px", "user@px.test", PASSWORD).await;
+    let access = login["access_token"].as_str().unwrap();
+    let file = |dir: &tempfile::TempDir| dir.path().join("config/tenants/px.toml");
+    let user = "email = \"user@px.test\"";
+    let dir = app.stop().await;
+    let text = std::fs::read_to_string(file(&dir)).unwrap();
+    let deactivated = text.replacen(user, &format!("{user}\nactive = false"), 1);
+    std::fs::write(file(&dir), &deactivated).unwrap();
+    let app = TestApp::start_in(dir).await;
+    let response = app
+        .client
+        .delete(app.url("/px/auth/v1/revoke_access"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(response).await,
+        (200, json!({"msg": "Access token revoked"}))
+    );
+    let dir = app.stop().await;
+    std::fs::write(file(&dir), text).unwrap();
+    let app = TestApp::start_in(dir).await;
+    assert_eq!(
+        status_json(app.verify("/px", access).await).await,
+        (401, json!({"error": "Token has been revoked"}))
+    );
+}
