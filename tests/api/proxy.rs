@@ -4,8 +4,11 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Served, Setup, TestApp, pixyle_tenant, raw_exchange, status_json};
-use crate::upstream::{TlsUpstream, Upstream, WsEcho};
+use crate::helpers::{
+    PASSWORD, RAW_WAIT, Served, Setup, TestApp, connect_from, pixyle_tenant, raw_exchange,
+    status_json,
+};
+use crate::upstream::{RawUpstream, TlsUpstream, Upstream, WsEcho};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -935,4 +938,245 @@ async fn the_mount_itself_is_decided_as_the_root() {
     }
     let response = app.client.get(app.url("/p/x")).send().await.unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// Writes `request` on a new connection and returns what the server sends
+/// up to the end of its answer's head (the connection is then dropped).
+async fn answer_head_to(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from("127.0.0.1", port).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(RAW_WAIT, read)
+        .await
+        .expect("no answer head");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A WebSocket handshake for `path` with `credential` and `extra` head lines.
+fn upgrade_request(path: &str, token: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// The attack: an upgrade announcing a body it never sends, to a path the
+/// upstream answers 404 for (no 101, so the upstream connection could go
+/// back to the pool), then a request whose bytes past that length hold a
+/// request line the access rules refuse. An upstream framing by the
+/// announced length would read that line as a request of its own.
+#[tokio::test]
+async fn an_upgrade_announcing_a_body_smuggles_no_request_upstream() {
+    let upstream = RawUpstream::start();
+    let rules = "[[access]]\npaths = [\"/admin/**\"]\npolicy = \"deny\"\n";
+    let app = gateway(&format!("{}/base", upstream.url()), rules).await;
+    let token = token(&app).await;
+    let direct = format!(
+        "GET /p/admin/secret HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         connection: close\r\n\r\n"
+    );
+    assert!(
+        raw_exchange(app.port, &direct)
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
+    let smuggled = "GET /base/admin/secret HTTP/1.1\r\nhost: up\r\n\r\n";
+    let carrier = format!(
+        "POST /p/page HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    // The length of the head the upstream gets for the carrier (the same
+    // each time, whatever the order of its headers).
+    let answer = raw_exchange(app.port, &carrier).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let carried = upstream.requests().last().unwrap().head.len();
+    let before = upstream.requests().len();
+    let mut refused = Vec::new();
+    for extra in [
+        format!("content-length: {carried}\r\n"),
+        format!("content-length: {carried}\r\n"),
+        "transfer-encoding: chunked\r\n".to_owned(),
+    ] {
+        refused
+            .push(answer_head_to(app.port, &upgrade_request("/p/missing", &token, &extra)).await);
+    }
+    // On other client connections, as a worker's pooled upstream
+    // connection would carry them.
+    for _ in 0..4 {
+        raw_exchange(app.port, &carrier).await;
+    }
+    let paths: Vec<String> = upstream.requests()[before..]
+        .iter()
+        .map(|request| request.path().to_owned())
+        .collect();
+    assert!(
+        !paths.iter().any(|path| path.contains("admin")),
+        "a smuggled request reached the upstream: {paths:?}"
+    );
+    // Refused in the dialect's shape, never sent.
+    for answer in &refused {
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    assert_eq!(paths, ["/base/page"; 4]);
+}
+
+/// An upgrade the upstream does not take (no 101) leaves the upstream
+/// connection in doubt: it is never used again. And with no body sent, no
+/// `Content-Length` or `Transfer-Encoding` goes with the request.
+#[tokio::test]
+async fn a_refused_upgrade_s_upstream_connection_is_not_reused() {
+    let upstream = RawUpstream::start();
+    let app = gateway(&format!("{}/base", upstream.url()), "").await;
+    let token = token(&app).await;
+    for _ in 0..2 {
+        let request = upgrade_request("/p/missing", &token, "content-length: 0\r\n");
+        let answer = answer_head_to(app.port, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    }
+    for _ in 0..4 {
+        let response = app
+            .client
+            .get(app.url("/p/page"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let requests = upstream.requests();
+    let upgrades: Vec<_> = requests
+        .iter()
+        .filter(|request| request.path() == "/base/missing")
+        .collect();
+    assert_eq!(upgrades.len(), 2, "{requests:?}");
+    for upgrade in upgrades {
+        let head = upgrade.head.to_ascii_lowercase();
+        assert!(!head.contains("content-length"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        let sharing = requests
+            .iter()
+            .filter(|request| request.connection == upgrade.connection)
+            .count();
+        assert_eq!(
+            sharing, 1,
+            "the upgrade's connection was reused: {requests:?}"
+        );
+    }
+    // A request without a body states none either; one declared empty, empty.
+    let head_of = |path: &str| {
+        upstream
+            .requests()
+            .iter()
+            .rev()
+            .find(|request| request.path() == path)
+            .map(|request| request.head.to_ascii_lowercase())
+            .unwrap()
+    };
+    let request = format!(
+        "GET /p/get HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    assert!(
+        raw_exchange(app.port, &request)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let request = format!(
+        "POST /p/post HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-length: 00\r\nconnection: close\r\n\r\n"
+    );
+    assert!(
+        raw_exchange(app.port, &request)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(head_of("/base/post").contains("content-length: 0\r\n"));
+    assert!(!head_of("/base/post").contains("content-length: 00"));
+}
+
+/// CGI, WSGI and Rack read `_` as `-`: `X_Auth_Roles` is `X-Auth-Roles`
+/// to them. No header spelled with an underscore goes on (nginx's default).
+#[tokio::test]
+async fn headers_spelled_with_underscores_never_reach_the_upstream() {
+    let upstream = Upstream::start();
+    let app = gateway(&upstream.url(), "").await;
+    let token = token(&app).await;
+    let request = format!(
+        "GET /p/echo HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         X_Auth_Roles: admin\r\nx_auth_subject: root\r\nX-Auth_Tenant: other\r\n\
+         X_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX_HTTP_Method_Override: DELETE\r\n\
+         x_custom: 1\r\nx-custom-kept: 1\r\nconnection: close\r\n\r\n"
+    );
+    let answer = raw_exchange(app.port, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let echo = body_of(&answer);
+    let underscored: Vec<&String> = echo["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|name| name.contains('_'))
+        .collect();
+    assert!(underscored.is_empty(), "{underscored:?}");
+    assert_eq!(echoed(&echo, "x-auth-roles"), ["user,admin"]);
+    assert_eq!(echoed(&echo, "x-auth-tenant"), ["p"]);
+    assert_eq!(echoed(&echo, "x-custom-kept"), ["1"]);
+}
+
+/// Access rules decide on the wire's method: no override of it goes on.
+/// `X-Real-IP` is a trusted proxy's claim only, as `X-Forwarded-For`.
+#[tokio::test]
+async fn method_overrides_never_pass_and_x_real_ip_only_from_a_trusted_proxy() {
+    let upstream = Upstream::start();
+    let app = gateway(&upstream.url(), "").await;
+    let token = token(&app).await;
+    let from = |local: &str| {
+        reqwest::Client::builder()
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let ask = |client: reqwest::Client| {
+        let request = client
+            .post(app.url("/p/echo"))
+            .bearer_auth(&token)
+            .header("x-http-method-override", "DELETE")
+            .header("X-Method-Override", "DELETE")
+            .header("x-http-method", "DELETE")
+            .header("x-real-ip", "198.51.100.7")
+            .body("b");
+        async move { status_json(request.send().await.unwrap()).await }
+    };
+    // 127.0.0.2 is no trusted proxy; 127.0.0.1 is (the default).
+    for (peer, real_ip) in [("127.0.0.2", None), ("127.0.0.1", Some("198.51.100.7"))] {
+        let (status, echo) = ask(from(peer)).await;
+        assert_eq!(status, 200, "{echo}");
+        assert_eq!(echo["method"], "POST");
+        for name in [
+            "x-http-method-override",
+            "x-method-override",
+            "x-http-method",
+        ] {
+            assert!(
+                echoed(&echo, name).is_empty(),
+                "{peer}: {name} reached the upstream"
+            );
+        }
+        assert_eq!(
+            echoed(&echo, "x-real-ip"),
+            Vec::from_iter(real_ip),
+            "{peer}"
+        );
+    }
 }

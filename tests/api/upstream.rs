@@ -12,7 +12,9 @@
 //!
 //! [`Upstream::requests`] counts the requests it was sent. [`WsEcho`] is a
 //! WebSocket upstream that echoes every message; [`TlsUpstream`] an https
-//! one with a certificate of a CA made for the test.
+//! one with a certificate of a CA made for the test; [`RawUpstream`] one
+//! that frames requests by their `Content-Length` alone, as many servers
+//! do, and keeps the head of every request it reads.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -189,6 +191,138 @@ async fn echo_socket(stream: tokio::net::TcpStream, seen: Arc<std::sync::Mutex<V
         }
         if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
             return;
+        }
+    }
+}
+
+/// The head of one request a [`RawUpstream`] read, and the number of the
+/// connection it came on (counted from 0 as they are accepted).
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub connection: usize,
+    pub head: String,
+}
+
+impl RawRequest {
+    /// Its request line's target.
+    pub fn path(&self) -> &str {
+        self.head.split(' ').nth(1).unwrap_or_default()
+    }
+}
+
+/// A plain HTTP/1.1 upstream on a free port, in its own thread, as simple
+/// servers are: it answers each request as soon as its head is read (`404`
+/// for a path ending in `/missing`, else `200`, both with a length and the
+/// connection kept open), then skips the `Content-Length` bytes of its body
+/// and reads the next request on the connection. It knows no WebSocket.
+pub struct RawUpstream {
+    pub port: u16,
+    requests: Arc<std::sync::Mutex<Vec<RawRequest>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RawUpstream {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let accept = async {
+                    for connection in 0.. {
+                        if let Ok((stream, _)) = listener.accept().await {
+                            tokio::spawn(serve_raw(stream, connection, Arc::clone(&seen)));
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Self {
+            port,
+            requests,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request it has read, in order.
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Serves the requests of one connection (see [`RawUpstream`]).
+async fn serve_raw(
+    mut stream: tokio::net::TcpStream,
+    connection: usize,
+    seen: Arc<std::sync::Mutex<Vec<RawRequest>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        buffer.drain(..end);
+        let length: usize = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok())
+            .unwrap_or(0);
+        let request = RawRequest { connection, head };
+        let status = match request.path().ends_with("/missing") {
+            true => "404 Not Found",
+            false => "200 OK",
+        };
+        seen.lock().unwrap().push(request);
+        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\nok");
+        if stream.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+        // The body, skipped once answered.
+        while buffer.len() < length {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..length);
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -6,15 +6,30 @@
 //! for the next hop). `Expect` is answered here (actix sends the
 //! `100 Continue`), so it is not passed on either.
 //!
+//! A request's framing is the proxy's own: `Content-Length` goes on only
+//! with the body it counts; a chunked body goes on chunked, without one; a
+//! request that streams no body (a WebSocket upgrade, or one without a
+//! body) goes on with neither, but `Content-Length: 0` when the client
+//! declared an empty body. An upstream thus never waits for bytes that are
+//! not sent, and never takes the next request's for them.
+//!
 //! Towards the upstream, as nginx and Traefik do behind trusted proxies:
 //! - `Host` names the upstream (the original is in `X-Forwarded-Host`);
 //! - `X-Forwarded-For` is the chain the trusted peer sent with the peer
 //!   appended; from any other peer, only the peer (what it claims is dropped);
 //! - `X-Forwarded-Proto` and `X-Forwarded-Host` are a trusted peer's, else
 //!   `http` (the listener speaks plain HTTP) and the request's host;
-//! - `Forwarded` (RFC 7239) goes on from a trusted peer only, unchanged;
+//! - `Forwarded` (RFC 7239) and `X-Real-IP` go on from a trusted peer only,
+//!   unchanged;
 //! - every client-sent `X-Auth-*` is dropped, whatever its case and however
 //!   many, and the principal's are set;
+//! - every header whose name holds an underscore is dropped, as nginx does
+//!   by default (`underscores_in_headers off`): CGI, WSGI and Rack read `_`
+//!   as `-`, so `X_Auth_Roles` would be `X-Auth-Roles` to them (and
+//!   `X_Forwarded_For` `X-Forwarded-For`), and no standard header has one;
+//! - `X-HTTP-Method-Override`, `X-Method-Override` and `X-HTTP-Method` are
+//!   dropped: access rules decide on the request's method, and a framework
+//!   honouring an override would run another;
 //! - `X-Request-Id` is the id the access log gives the request.
 
 use std::net::IpAddr;
@@ -34,6 +49,13 @@ const HOP_BY_HOP: &[&str] = &[
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Headers asking a framework to run another method than the request's.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+];
 
 /// Whether `name` (lower case) is a hop-by-hop header in itself.
 fn is_hop_by_hop(name: &str) -> bool {
@@ -78,8 +100,22 @@ pub struct Forwarding<'a> {
     pub request_id: Option<String>,
     /// The `Upgrade` value of a WebSocket upgrade being passed on.
     pub websocket: Option<&'a [u8]>,
-    /// The body is chunked: a `Content-Length` beside it is not passed on.
-    pub chunked: bool,
+    /// What body goes with the request, which its framing headers state.
+    pub body: SentBody,
+}
+
+/// The body a request goes on with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentBody {
+    /// None is streamed: no `Content-Length`, no `Transfer-Encoding`.
+    Nothing,
+    /// The client declared `Content-Length: 0`: `Content-Length: 0` (some
+    /// servers want a length with a POST), and nothing streamed.
+    Empty,
+    /// Of the client's `Content-Length`, which goes on.
+    Sized,
+    /// Chunked: a `Content-Length` beside it is not passed on.
+    Chunked,
 }
 
 impl Forwarding<'_> {
@@ -102,8 +138,10 @@ pub fn to_upstream(incoming: &ClientHeaders, forwarding: &Forwarding<'_>) -> Hea
         let dropped = is_hop_by_hop(name)
             || named.iter().any(|token| token == name)
             || name.starts_with("x-auth-")
-            || (forwarding.chunked && name == "content-length")
-            || (!forwarding.peer_trusted && name == "forwarded")
+            || name.contains('_')
+            || METHOD_OVERRIDES.contains(&name)
+            || (forwarding.body != SentBody::Sized && name == "content-length")
+            || (!forwarding.peer_trusted && matches!(name, "forwarded" | "x-real-ip"))
             || matches!(
                 name,
                 "host"
@@ -118,6 +156,9 @@ pub fn to_upstream(incoming: &ClientHeaders, forwarding: &Forwarding<'_>) -> Hea
         }
     }
     set(&mut headers, "host", forwarding.upstream_host.as_bytes());
+    if forwarding.body == SentBody::Empty {
+        set(&mut headers, "content-length", b"0");
+    }
     let trusted = |name: &str| {
         forwarding
             .peer_trusted
@@ -213,7 +254,7 @@ mod tests {
             principal: vec![("x-auth-subject", Value::from_static("u1"))],
             request_id: Some("rid".into()),
             websocket: None,
-            chunked: false,
+            body: SentBody::Nothing,
         }
     }
 
@@ -278,6 +319,47 @@ mod tests {
         assert_eq!(values(&headers, "x-forwarded-for"), ["203.0.113.5"]);
         assert_eq!(values(&headers, "x-forwarded-proto"), ["http"]);
         assert_eq!(values(&headers, "x-forwarded-host"), ["gateway.test:8080"]);
+    }
+
+    #[test]
+    fn underscored_names_method_overrides_and_an_untrusted_real_ip_are_dropped() {
+        let incoming = client(&[
+            ("x_auth_roles", "admin"),
+            ("x-auth_subject", "root"),
+            ("x_custom", "1"),
+            ("x-http-method-override", "DELETE"),
+            ("x-method-override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-custom", "kept"),
+        ]);
+        for trusted in [false, true] {
+            let headers = to_upstream(&incoming, &forwarding("127.0.0.1", trusted));
+            assert!(headers.keys().all(|name| !name.as_str().contains('_')));
+            for name in METHOD_OVERRIDES {
+                assert!(headers.get(*name).is_none(), "{name}");
+            }
+            let real_ip: &[&str] = if trusted { &["6.6.6.6"] } else { &[] };
+            assert_eq!(values(&headers, "x-real-ip"), real_ip);
+            assert_eq!(values(&headers, "x-custom"), ["kept"]);
+        }
+    }
+
+    #[test]
+    fn the_framing_headers_state_the_body_sent() {
+        let incoming = client(&[("content-length", "00")]);
+        for (body, length) in [
+            (SentBody::Nothing, None),
+            (SentBody::Empty, Some("0")),
+            (SentBody::Sized, Some("00")),
+            (SentBody::Chunked, None),
+        ] {
+            let mut forwarding = forwarding("203.0.113.5", false);
+            forwarding.body = body;
+            let headers = to_upstream(&incoming, &forwarding);
+            let sent = headers.get("content-length").map(|v| v.to_str().unwrap());
+            assert_eq!(sent, length, "{body:?}");
+        }
     }
 
     #[test]

@@ -15,13 +15,19 @@
 //! so a long upload is not cut short), or when the upstream takes none of
 //! the body for that long; 413 for a body over the limit; 408 when the
 //! client stalls its body for `body_timeout`; 400 for a path with `.` or
-//! `..` segments, an encoded slash or a backslash ([`path`]); 404 for a path that only names a dialect route or
+//! `..` segments, an encoded slash or a backslash ([`path`]), and for a
+//! WebSocket upgrade that declares a body (a `Content-Length` other than 0,
+//! or a `Transfer-Encoding`): an upgrade has none, and an upstream that
+//! refuses it could read the declared body from the next request sent on
+//! its connection; 404 for a path that only names a dialect route or
 //! gateway path once its slashes are merged (those are never proxied).
 //!
 //! One client per worker and tenant: its pooled connections stay on the
-//! worker's runtime. HTTP/1.1 to the upstream, as nginx speaks it; over
-//! TLS for an https upstream, its certificate verified
-//! ([`crate::config::upstream`]).
+//! worker's runtime. The connection of an upgrade the upstream did not
+//! take (any answer but a 101) is never used again: the upstream may still
+//! take what follows on it for the new protocol, or for a body. HTTP/1.1
+//! to the upstream, as nginx speaks it; over TLS for an https upstream,
+//! its certificate verified ([`crate::config::upstream`]).
 
 mod body;
 mod headers;
@@ -38,13 +44,13 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
 
 use self::body::{BodyEnd, BodyLimits, UpstreamBody};
-use self::headers::Forwarding;
+use self::headers::{Forwarding, SentBody};
 use self::path::PathProblem;
 use super::verify::{Original, decide, principal_headers};
 use crate::config::upstream::Upstream;
@@ -147,6 +153,9 @@ pub async fn forward(
     };
     let upstream = &proxy.upstream;
     let framing = Framing::of(&req);
+    if framing.upgrade_with_body() {
+        return refuse(ErrorCode::MalformedRequest);
+    }
     if framing.declared > Some(upstream.max_body_bytes) {
         // Read and dropped (up to a bound), so that the client reads the answer.
         let _ = read_body(&req, payload, 0, state.body_timeout).await;
@@ -163,7 +172,7 @@ pub async fn forward(
             .unwrap_or_default(),
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
         websocket: framing.websocket,
-        chunked: framing.chunked,
+        body: framing.sent_body(),
     }
     .trusting(&state.trusted_proxies);
     let (sender, body) = match framing.streams_body() {
@@ -173,10 +182,14 @@ pub async fn forward(
         }
         false => (None, body::empty()),
     };
-    let request = match upstream_request(&req, upstream, &paths, &forwarding, body) {
+    let mut request = match upstream_request(&req, upstream, &paths, &forwarding, body) {
         Ok(request) => request,
         Err(code) => return refuse(code),
     };
+    let upgrading = framing
+        .websocket
+        .is_some()
+        .then(|| capture_connection(&mut request));
 
     let exchange = proxy.client.request(request);
     let (pump, payload) = match sender {
@@ -206,6 +219,13 @@ pub async fn forward(
         }
     };
     let switching = answer.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if let Some(connection) = upgrading.filter(|_| !switching) {
+        // Not back to the pool: what the upstream makes of the bytes after
+        // an upgrade it did not take is not for the proxy to guess.
+        if let Some(connected) = connection.connection_metadata().as_ref() {
+            connected.poison();
+        }
+    }
     match (framing.websocket, payload) {
         (Some(_), Some(payload)) if switching => {
             tunnel::splice(&req, payload, answer, upstream.timeout)
@@ -241,8 +261,9 @@ impl Proxy {
 
 /// How a request's body travels.
 struct Framing<'a> {
-    /// Its `Content-Length`.
+    /// Its `Content-Length`, and whether it has one at all.
     declared: Option<u64>,
+    length_stated: bool,
     chunked: bool,
     /// The `Upgrade` value of a WebSocket upgrade: its payload is the
     /// tunnel's, not a body.
@@ -256,13 +277,32 @@ impl<'a> Framing<'a> {
             declared: headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok()),
+            length_stated: headers.contains_key(header::CONTENT_LENGTH),
             chunked: headers.contains_key(header::TRANSFER_ENCODING),
             websocket: headers::websocket_upgrade(headers),
         }
     }
 
+    /// A WebSocket upgrade declaring a body: its payload is the tunnel's,
+    /// so none would be sent, and an upstream framing by the declaration
+    /// could take the next request's bytes for it.
+    fn upgrade_with_body(&self) -> bool {
+        self.websocket.is_some() && (self.chunked || self.length_stated && self.declared != Some(0))
+    }
+
+    /// What body goes on, which the upstream's framing headers state.
+    fn sent_body(&self) -> SentBody {
+        match self.declared {
+            _ if self.websocket.is_some() => SentBody::Nothing,
+            _ if self.chunked => SentBody::Chunked,
+            Some(0) => SentBody::Empty,
+            Some(_) => SentBody::Sized,
+            None => SentBody::Nothing,
+        }
+    }
+
     fn streams_body(&self) -> bool {
-        self.websocket.is_none() && (self.chunked || self.declared.is_some_and(|n| n > 0))
+        matches!(self.sent_body(), SentBody::Sized | SentBody::Chunked)
     }
 }
 
