@@ -2,8 +2,6 @@
 //! libraries). `./scripts/test.sh` installs every one of them when missing;
 //! a test run without them fails saying so, it never skips.
 
-#![allow(dead_code)] // shared by several test modules, not every item by each
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
