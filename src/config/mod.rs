@@ -253,7 +253,12 @@ fn validate_tenant(
             && prefix.len() > 1
             && !prefix.ends_with('/')
             && !prefix.contains("//")
-            && !crate::reserved::is_reserved(prefix);
+            && !crate::reserved::is_reserved(prefix)
+            // Nor hold the gateway's own segment further down: under a mount
+            // `/api/_polyauth/verify`, paths would name two verify endpoints.
+            && !prefix
+                .split('/')
+                .any(|segment| format!("/{segment}") == crate::reserved::POLYAUTH);
         if !valid {
             return Err(err(
                 "path_prefix",

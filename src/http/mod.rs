@@ -73,7 +73,10 @@ impl Stopper {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), then
     /// stops the workers and returns (see [`drain`] for why the wait is
     /// this side's).
+    /// Connections still open then (idle keep-alives, WebSocket tunnels)
+    /// get what is left of the same 10 s, then are cut.
     pub async fn stop(&self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         self.public.pause().await;
         if !self.in_flight.drained(DRAIN_TIMEOUT).await {
             tracing::warn!(
@@ -81,8 +84,14 @@ impl Stopper {
                 "requests still in flight after 10 s: cut short"
             );
         }
-        self.public.stop(true).await;
-        self.admin.stop(true).await;
+        for server in [&self.public, &self.admin] {
+            if tokio::time::timeout_at(deadline, server.stop(true))
+                .await
+                .is_err()
+            {
+                server.stop(false).await;
+            }
+        }
     }
 
     /// Stops at once, cutting in-flight requests short.
@@ -209,7 +218,14 @@ impl Servers {
                 Ok(mut signals) => {
                     let name = signals.next().await;
                     tracing::info!(signal = name, "stopping: draining in-flight requests");
-                    stopper.stop().await;
+                    // A second signal stops at once.
+                    tokio::select! {
+                        () = stopper.stop() => {}
+                        name = signals.next() => {
+                            tracing::warn!(signal = name, "stopping at once");
+                            stopper.halt().await;
+                        }
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "no signal handling: stop with SIGKILL"),
             }

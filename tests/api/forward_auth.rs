@@ -361,6 +361,16 @@ async fn path_tricks_never_reach_a_public_rule() {
         let status = raw_status(&app, &format!("/a{VERIFY}{trick}"), "").await;
         assert!(status.starts_with("HTTP/1.1 403"), "{trick}: {status}");
     }
+    // The Envoy suffix follows the verify path spelled exactly: another
+    // spelling of it names no path (a later `/_polyauth/verify/` in the
+    // path is no verify path either).
+    for target in [
+        format!("/a/%5Fpolyauth/verify/x{VERIFY}/public/x"),
+        format!("/a{VERIFY}/internal{VERIFY}/public/x"),
+    ] {
+        let status = raw_status(&app, &target, "").await;
+        assert!(status.starts_with("HTTP/1.1 403"), "{target}: {status}");
+    }
     // Another spelling of a public path is not public.
     for other in ["/PUBLIC/x", "/Public/x", "/HEALTH"] {
         let headers = forwarded("GET", other);

@@ -1180,3 +1180,74 @@ async fn method_overrides_never_pass_and_x_real_ip_only_from_a_trusted_proxy() {
         );
     }
 }
+
+#[tokio::test]
+async fn requests_whose_target_or_body_could_not_go_on_as_decided_are_refused() {
+    let upstream = Upstream::start();
+    let app = gateway(
+        &upstream.url(),
+        "[[access]]\npaths = [\"/public/**\"]\npolicy = \"public\"\n",
+    )
+    .await;
+    let head = |first: &str, extra: &str| {
+        format!("{first}\r\nhost: localhost\r\n{extra}connection: close\r\n\r\n")
+    };
+    for (request, expected) in [
+        // CONNECT names an authority, never the path decided on.
+        (head("CONNECT /p/public/x HTTP/1.1", ""), "HTTP/1.1 405"),
+        // A chunked GET body would be dropped by the upstream client.
+        (
+            head("GET /p/public/x HTTP/1.1", "transfer-encoding: chunked\r\n")
+                + "3\r\nabc\r\n0\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        // `websocket` beside another `Upgrade`: actix streams the payload
+        // raw, and no tunnel would carry it.
+        (
+            head(
+                "GET /p/public/ws HTTP/1.1",
+                "upgrade: foo\r\nupgrade: websocket\r\nconnection: upgrade\r\n",
+            ),
+            "HTTP/1.1 400",
+        ),
+    ] {
+        let answer = raw_exchange(app.port, &request).await;
+        assert!(answer.starts_with(expected), "{request:?}: {answer:?}");
+    }
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test]
+async fn claims_of_a_proxy_go_on_only_from_a_trusted_one() {
+    let upstream = Upstream::start();
+    let app = gateway(&upstream.url(), "").await;
+    let token = token(&app).await;
+    let claims = [
+        ("x-original-url", "/admin/x"),
+        ("x-rewrite-url", "/admin/x"),
+        ("x-original-uri", "/admin/x"),
+        ("x-forwarded-uri", "/admin/x"),
+        ("x-forwarded-method", "DELETE"),
+        ("x-original-method", "DELETE"),
+        ("client-ip", "198.51.100.7"),
+        ("true-client-ip", "198.51.100.7"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-ssl", "on"),
+    ];
+    for (peer, passes) in [("127.0.0.2", false), ("127.0.0.1", true)] {
+        let client = reqwest::Client::builder()
+            .local_address(peer.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let mut request = client.get(app.url("/p/echo")).bearer_auth(&token);
+        for (name, value) in claims {
+            request = request.header(name, value);
+        }
+        let (status, echo) = status_json(request.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{echo}");
+        for (name, value) in claims {
+            let expected: Vec<&str> = if passes { vec![value] } else { vec![] };
+            assert_eq!(echoed(&echo, name), expected, "{peer}: {name}");
+        }
+    }
+}

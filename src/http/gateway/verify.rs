@@ -100,15 +100,22 @@ const CONVENTIONS: [(&str, &str); 2] = [
 /// [`CONVENTIONS`] (a missing method header: the verify request's own),
 /// else the verify request itself. The query is dropped. A header sent
 /// twice or unreadable names no path: the rules refuse it.
-fn original_of(req: &HttpRequest) -> (&str, Cow<'_, str>) {
+fn original_of<'a>(req: &'a HttpRequest, context: &TenantContext) -> (&'a str, Cow<'a, str>) {
     let own_method = req.method().as_str();
     if req.match_info().get(ORIGINAL).is_some() {
         // The suffix as sent, not actix's decoded copy (where `%3F` has
-        // become a `?`): the rules decode it once themselves. A verify path
-        // spelled encoded (`%5Fpolyauth`) has no suffix to find: refused.
+        // become a `?`): the rules decode it once themselves. It follows
+        // the tenant's mount and the verify path spelled exactly; any other
+        // spelling (`/%5Fpolyauth/verify/…`) names no path: refused.
         let raw = req.uri().path();
-        let marker = format!("{}/", crate::reserved::VERIFY);
-        let suffix = raw.find(&marker).map(|at| &raw[at + marker.len()..]);
+        let mounts = context
+            .path_prefix
+            .as_deref()
+            .into_iter()
+            .chain((!context.hosts.is_empty()).then_some(""));
+        let suffix = mounts
+            .map(|mount| format!("{mount}{}/", crate::reserved::VERIFY))
+            .find_map(|marker| raw.strip_prefix(marker.as_str()));
         return (
             own_method,
             suffix.map_or(Cow::Borrowed(""), |suffix| format!("/{suffix}").into()),
@@ -227,7 +234,7 @@ pub async fn verify(
     state: web::Data<AppState>,
     context: web::Data<TenantContext>,
 ) -> HttpResponse {
-    let (method, path) = original_of(&req);
+    let (method, path) = original_of(&req, &context);
     let original = Original {
         method,
         path: &path,

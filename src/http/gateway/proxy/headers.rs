@@ -57,6 +57,31 @@ const METHOD_OVERRIDES: &[&str] = &[
     "x-http-method",
 ];
 
+/// Headers that name another path, method, scheme, prefix or client than
+/// the request's own, which frameworks believe (Symfony's and IIS's
+/// `X-Original-URL`, Rails' `Client-IP`, the forward-auth conventions):
+/// the access rules decided on the request itself, so they go on only from
+/// a peer in `trusted_proxies`.
+const CLAIMS_OF_A_PROXY: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+];
+
 /// Whether `name` (lower case) is a hop-by-hop header in itself.
 fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.contains(&name) || name.starts_with("proxy-")
@@ -72,18 +97,22 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> 
 }
 
 /// Whether the request asks for a WebSocket (`Connection: upgrade` and
-/// `Upgrade: websocket`, any case); its `Upgrade` value if so.
+/// `Upgrade: websocket`, any case); its `Upgrade` value if so. Exactly as
+/// actix-http reads it (an `Upgrade` value that is `websocket` alone), so
+/// that a tunnel is opened only where actix hands over the raw stream.
 pub fn websocket_upgrade(headers: &ClientHeaders) -> Option<&[u8]> {
     let connection = headers.get_all("connection").map(|v| v.as_bytes());
     if !connection_tokens(connection).iter().any(|t| t == "upgrade") {
         return None;
     }
-    let upgrade = headers.get("upgrade")?;
-    let protocols = connection_tokens(std::iter::once(upgrade.as_bytes()));
-    protocols
-        .iter()
-        .any(|p| p == "websocket")
-        .then_some(upgrade.as_bytes())
+    let mut upgrades = headers.get_all("upgrade");
+    let upgrade = upgrades.next()?;
+    let alone = upgrades.next().is_none()
+        && upgrade
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"websocket");
+    alone.then_some(upgrade.as_bytes())
 }
 
 /// Who sent the request, and what the proxy adds for the upstream.
@@ -141,7 +170,7 @@ pub fn to_upstream(incoming: &ClientHeaders, forwarding: &Forwarding<'_>) -> Hea
             || name.contains('_')
             || METHOD_OVERRIDES.contains(&name)
             || (forwarding.body != SentBody::Sized && name == "content-length")
-            || (!forwarding.peer_trusted && matches!(name, "forwarded" | "x-real-ip"))
+            || (!forwarding.peer_trusted && CLAIMS_OF_A_PROXY.contains(&name))
             || matches!(
                 name,
                 "host"

@@ -38,8 +38,8 @@ use std::time::Duration;
 
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::dev::ResourceDef;
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -133,6 +133,10 @@ pub async fn forward(
 ) -> HttpResponse {
     req.extensions_mut().insert(GatewayRoute("proxy"));
     let refuse = |code: ErrorCode| to_http(context.dialect.verify_error(&Failure::of(code)));
+    // CONNECT names an authority, not a path the rules could decide on.
+    if req.method() == Method::CONNECT {
+        return refuse(ErrorCode::MethodNotAllowed);
+    }
     let paths = match proxy.paths_of(&req) {
         Ok(paths) => paths,
         Err(code) => return refuse(code),
@@ -153,7 +157,7 @@ pub async fn forward(
     };
     let upstream = &proxy.upstream;
     let framing = Framing::of(&req);
-    if framing.upgrade_with_body() {
+    if framing.upgrade_with_body() || framing.unsendable() {
         return refuse(ErrorCode::MalformedRequest);
     }
     if framing.declared > Some(upstream.max_body_bytes) {
@@ -268,6 +272,10 @@ struct Framing<'a> {
     /// The `Upgrade` value of a WebSocket upgrade: its payload is the
     /// tunnel's, not a body.
     websocket: Option<&'a [u8]>,
+    /// Some `Upgrade` value is `websocket` (how actix decides that the
+    /// payload is a raw stream).
+    upgrade_names_websocket: bool,
+    method: Method,
 }
 
 impl<'a> Framing<'a> {
@@ -280,6 +288,13 @@ impl<'a> Framing<'a> {
             length_stated: headers.contains_key(header::CONTENT_LENGTH),
             chunked: headers.contains_key(header::TRANSFER_ENCODING),
             websocket: headers::websocket_upgrade(headers),
+            upgrade_names_websocket: headers.get_all(header::UPGRADE).any(|value| {
+                value
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"websocket")
+            }),
+            method: req.method().clone(),
         }
     }
 
@@ -288,6 +303,15 @@ impl<'a> Framing<'a> {
     /// could take the next request's bytes for it.
     fn upgrade_with_body(&self) -> bool {
         self.websocket.is_some() && (self.chunked || self.length_stated && self.declared != Some(0))
+    }
+
+    /// A request whose body could not go on as framed: `websocket` among
+    /// other `Upgrade` values (actix hands over the raw stream, but no
+    /// tunnel would be opened), or a chunked body on GET or HEAD (which
+    /// the upstream client would drop, not send).
+    fn unsendable(&self) -> bool {
+        (self.websocket.is_none() && self.upgrade_names_websocket)
+            || (self.chunked && matches!(self.method, Method::GET | Method::HEAD))
     }
 
     /// What body goes on, which the upstream's framing headers state.
