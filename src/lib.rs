@@ -10,6 +10,7 @@ pub mod duration;
 pub mod engine;
 pub mod file_error;
 pub mod http;
+pub mod meters;
 pub mod openapi;
 pub mod reserved;
 pub mod startup;

@@ -59,6 +59,8 @@ impl Application {
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
         let server = &loaded.server;
+        // Before any tenant: each registers its handles with the recorder.
+        crate::meters::install();
         let store = store::open(server.store.settings().map_err(anyhow::Error::msg)?).await?;
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent)
             .context("cannot start the argon2 threads")?;

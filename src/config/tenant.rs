@@ -110,6 +110,7 @@ impl TenantConfig {
             api_key_secret,
             accounts: Accounts::new(&self.id, users, companies)?,
             clients: Clients::new(clients),
+            meters: crate::meters::TenantMeters::new(&self.id),
         })
     }
 }

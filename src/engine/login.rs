@@ -76,6 +76,13 @@ impl Engine {
     /// password on an inactive account is a failure like a wrong one.
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]
     pub async fn login(&self, tenant: &Tenant, request: LoginRequest) -> EngineResult<Grant> {
+        let started = Instant::now();
+        let answered = self.login_timed(tenant, request).await;
+        record_login(tenant, &answered, started);
+        answered
+    }
+
+    async fn login_timed(&self, tenant: &Tenant, request: LoginRequest) -> EngineResult<Grant> {
         let email = tenant::normalize_email(&request.email);
         // No account has a longer address (RFC 5321): do not let one become a store key.
         let account = (email.len() <= MAX_EMAIL_LEN).then(|| format!("acct:{email}"));
@@ -146,6 +153,18 @@ impl Engine {
         company_id: &str,
         client_ip: Option<IpAddr>,
     ) -> EngineResult<Grant> {
+        let started = Instant::now();
+        let answered = self.client_login_timed(tenant, company_id, client_ip).await;
+        record_login(tenant, &answered, started);
+        answered
+    }
+
+    async fn client_login_timed(
+        &self,
+        tenant: &Tenant,
+        company_id: &str,
+        client_ip: Option<IpAddr>,
+    ) -> EngineResult<Grant> {
         let mut held = self
             .hold(tenant, client_ip.map(address_key).into_iter().collect())
             .await?;
@@ -207,6 +226,27 @@ impl Engine {
             }
         }
     }
+}
+
+/// Records a login's time under its outcome; a lockout is counted too.
+fn record_login(tenant: &Tenant, answered: &EngineResult<Grant>, started: Instant) {
+    let outcome = match answered {
+        Ok(_) => "success",
+        Err(EngineError::LockedOut { .. }) => {
+            tenant.meters.lockouts.increment(1);
+            "locked_out"
+        }
+        Err(
+            EngineError::UnknownUser
+            | EngineError::WrongPassword
+            | EngineError::InvalidCredentials
+            | EngineError::AccountInactive
+            | EngineError::EmailUnverified,
+        ) => "rejected",
+        Err(EngineError::Unavailable(_)) => "unavailable",
+        Err(_) => "error",
+    };
+    tenant.meters.login(outcome, started.elapsed());
 }
 
 /// The lockout counter of a client address; IPv6 clients are counted per

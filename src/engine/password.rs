@@ -1,9 +1,11 @@
 //! argon2id verification on a few dedicated threads, never on async workers.
 
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use metrics::{Gauge, Histogram};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -94,6 +96,27 @@ pub enum HashError {
 pub struct Hasher {
     permits: Arc<Semaphore>,
     jobs: mpsc::Sender<Job>,
+    /// Logins waiting for a permit.
+    queue_depth: Gauge,
+    /// How long they waited.
+    waited: Histogram,
+}
+
+/// One login waiting for a permit, counted in the queue depth until it
+/// has one or gives up (or its client leaves).
+struct Waiting<'a>(&'a Gauge);
+
+impl<'a> Waiting<'a> {
+    fn new(depth: &'a Gauge) -> Self {
+        depth.increment(1.0);
+        Self(depth)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// One verification handed to a hashing thread.
@@ -111,23 +134,32 @@ impl Hasher {
         let threads = max_concurrent.max(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let ran = metrics::histogram!(crate::meters::ARGON2_RUN);
         for n in 0..threads {
             let queue = Arc::clone(&queue);
+            let ran = ran.clone();
             std::thread::Builder::new()
                 .name(format!("polyauth-argon2-{n}"))
-                .spawn(move || run_jobs(&queue))?;
+                .spawn(move || run_jobs(&queue, &ran))?;
         }
         Ok(Self {
             permits: Arc::new(Semaphore::new(threads)),
             jobs,
+            queue_depth: metrics::gauge!(crate::meters::ARGON2_QUEUE_DEPTH),
+            waited: metrics::histogram!(crate::meters::ARGON2_WAIT),
         })
     }
 
     /// `true` when `password` matches `phc`. A malformed hash verifies as false.
     #[tracing::instrument(name = "argon2_verify", skip_all)]
     pub async fn verify(&self, phc: Arc<str>, password: SecretString) -> Result<bool, HashError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned())
-            .await
+        let waiting = Waiting::new(&self.queue_depth);
+        let started = Instant::now();
+        let permit =
+            tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned()).await;
+        self.waited.record(started.elapsed());
+        drop(waiting);
+        let permit = permit
             .map_err(|_| HashError::Busy(QUEUE_WAIT))?
             .map_err(|e| HashError::Failed(e.to_string()))?;
         let (answer, answered) = oneshot::channel();
@@ -150,7 +182,7 @@ impl Hasher {
 /// A hashing thread: takes jobs until the [`Hasher`] is dropped, all in one
 /// block buffer grown to the largest memory cost it has met (at most
 /// [`MAX_MEMORY_KIB`]: larger hashes are refused before any allocation).
-fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>, ran: &Histogram) {
     let mut memory = Vec::new();
     loop {
         let next = match queue.lock() {
@@ -164,9 +196,11 @@ fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
         }
         let _entered = job.span.enter();
         tracing::debug!("argon2 verification running");
+        let started = Instant::now();
         let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             verify_in(&mut memory, &job.phc, &job.password).unwrap_or(false)
         }));
+        ran.record(started.elapsed());
         match verified {
             Ok(matches) => {
                 let _ = job.answer.send(matches);

@@ -81,6 +81,8 @@ pub struct Tenant {
     pub accounts: Accounts,
     /// OAuth clients that may introspect and revoke (`[[clients]]`).
     pub clients: Clients,
+    /// Its metrics handles.
+    pub meters: crate::meters::TenantMeters,
 }
 
 impl Tenant {

@@ -18,6 +18,19 @@ impl Engine {
         kind: CredentialKind,
         company: Option<&str>,
     ) -> EngineResult<Principal> {
+        let started = std::time::Instant::now();
+        let verified = self.verify_timed(tenant, credential, kind, company).await;
+        tenant.meters.verify.record(started.elapsed());
+        verified
+    }
+
+    async fn verify_timed(
+        &self,
+        tenant: &Tenant,
+        credential: &str,
+        kind: CredentialKind,
+        company: Option<&str>,
+    ) -> EngineResult<Principal> {
         let as_api_key = match kind {
             CredentialKind::ApiKey => true,
             CredentialKind::AccessTokenOrApiKey => !looks_like_jwt(credential),

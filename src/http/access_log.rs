@@ -1,6 +1,7 @@
-//! One access-log line per request, tagged with its tenant and route, and
-//! a request id on every answer. Handlers tag nothing: the tenant is the
-//! scope's data, the route the resource's [`RouteTag`].
+//! One access-log line and one request count per request, tagged with its
+//! tenant and route, and a request id on every answer. Handlers tag
+//! nothing: the tenant is the scope's data, the route the resource's
+//! [`RouteTag`].
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
+use metrics::SharedString;
 
 use super::routing::{GatewayRoute, RouteTag};
 use super::state::TenantContext;
@@ -44,19 +46,25 @@ pub async fn access_log(
     let tenant = request.app_data::<web::Data<TenantContext>>();
     let refused = request.extensions().get::<GatewayRoute>().copied();
     let route = match (refused, request.app_data::<RouteTag>(), tenant) {
-        (Some(GatewayRoute(name)), _, _) => name,
-        (None, Some(tag), _) => tag.name(&method),
-        (None, None, Some(_)) => "not_found",
-        (None, None, None) => "no_tenant",
+        (Some(GatewayRoute(name)), _, _) => SharedString::const_str(name),
+        (None, Some(tag), _) => tag.label(&method).clone(),
+        (None, None, Some(_)) => SharedString::const_str("not_found"),
+        (None, None, None) => SharedString::const_str("no_tenant"),
     };
+    let status = response.status().as_u16();
+    crate::meters::request(
+        tenant.map(|t| t.tenant.meters.tenant.clone()),
+        route.clone(),
+        status,
+    );
     tracing::info!(
         target: "polyauth::access",
         request_id = %request_id,
         method = %method,
         path = %path,
         tenant = %tenant.map_or("", |t| t.tenant.id.as_str()),
-        route = %route,
-        status = response.status().as_u16(),
+        route = %&*route,
+        status,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

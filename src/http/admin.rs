@@ -1,4 +1,4 @@
-//! The admin listener: liveness and readiness, never public.
+//! The admin listener: liveness, readiness and metrics, never public.
 
 use std::time::Duration;
 
@@ -24,7 +24,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .guard(guard::Get())
                 .app_data(RouteTag::new(&[(Method::GET, "readyz")]))
                 .route(web::get().to(readyz)),
+        )
+        .service(
+            web::resource("/metrics")
+                .guard(guard::Get())
+                .app_data(RouteTag::new(&[(Method::GET, "metrics")]))
+                .route(web::get().to(metrics)),
         );
+}
+
+/// The Prometheus text exposition format's content type.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Prometheus metrics, in the text exposition format (see the README's
+/// Metrics section for the names).
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(PROMETHEUS_TEXT)
+        .body(crate::meters::render().unwrap_or_default())
 }
 
 /// What the health endpoints answer.

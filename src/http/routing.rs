@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+use metrics::SharedString;
 
 use super::request::to_http;
 use super::state::TenantContext;
@@ -14,16 +15,24 @@ use crate::engine::ErrorCode;
 /// What the access log calls the routes of a resource, by method.
 #[derive(Debug, Clone)]
 pub struct RouteTag {
-    routes: Arc<[(Method, String)]>,
+    /// Names are shared strings: a metric label takes them without a copy.
+    routes: Arc<[(Method, SharedString)]>,
     /// The name of every method, on a resource that serves them all.
-    every_method: Option<Arc<str>>,
+    every_method: Option<SharedString>,
 }
+
+/// A route name as a shared label value.
+fn shared(name: &str) -> SharedString {
+    SharedString::from_shared(Arc::<str>::from(name))
+}
+
+static METHOD_NOT_ALLOWED: SharedString = SharedString::const_str("method_not_allowed");
 
 impl RouteTag {
     pub fn new(routes: &[(Method, &str)]) -> Self {
-        let routes: Vec<(Method, String)> = routes
+        let routes: Vec<(Method, SharedString)> = routes
             .iter()
-            .map(|(method, name)| (method.clone(), (*name).to_owned()))
+            .map(|(method, name)| (method.clone(), shared(name)))
             .collect();
         Self {
             routes: routes.into(),
@@ -34,13 +43,18 @@ impl RouteTag {
     /// The route a request took; a method the resource does not serve is
     /// `method_not_allowed`.
     pub fn name(&self, method: &Method) -> &str {
+        self.label(method)
+    }
+
+    /// [`RouteTag::name`], shared.
+    pub fn label(&self, method: &Method) -> &SharedString {
         if let Some(name) = &self.every_method {
             return name;
         }
         self.routes
             .iter()
             .find(|(m, _)| m == method)
-            .map_or("method_not_allowed", |(_, name)| name.as_str())
+            .map_or(&METHOD_NOT_ALLOWED, |(_, name)| name)
     }
 
     /// The methods the resource serves, as an `Allow` header lists them.
@@ -64,9 +78,9 @@ pub struct GatewayRoute(pub &'static str);
 /// any other method gets the dialect's `method_not_allowed`, with an
 /// `Allow` header naming the methods it serves (RFC 9110).
 pub fn resource(paths: Vec<String>, routes: Vec<(Method, String, Route)>) -> Resource {
-    let tags: Vec<(Method, String)> = routes
+    let tags: Vec<(Method, SharedString)> = routes
         .iter()
-        .map(|(method, name, _)| (method.clone(), name.clone()))
+        .map(|(method, name, _)| (method.clone(), shared(name)))
         .collect();
     let tag = RouteTag {
         routes: tags.into(),
@@ -83,7 +97,7 @@ pub fn resource(paths: Vec<String>, routes: Vec<(Method, String, Route)>) -> Res
 pub fn every_method_resource(path: String, name: &str, route: Route) -> Resource {
     let tag = RouteTag {
         routes: Arc::new([]),
-        every_method: Some(name.into()),
+        every_method: Some(shared(name)),
     };
     web::resource(path).app_data(tag).route(route)
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod jwks;
 mod lockout;
 mod memory;
+mod metrics;
 mod oauth2;
 mod oauth_form;
 mod openapi;

@@ -17,7 +17,7 @@ impl ApiKeys for EmbeddedStore {
         let key_k = key(tenant, key_hash);
         let subject_k = key(tenant, &record.subject);
         let bytes = serde_json::to_vec(record).map_err(StoreError::new)?;
-        self.write(move |txn| {
+        self.write("api_key_rotate", move |txn| {
             let mut of_subject = txn.open_table(API_KEY_OF_SUBJECT)?;
             let mut keys = txn.open_table(API_KEYS)?;
             let previous = of_subject
@@ -34,8 +34,10 @@ impl ApiKeys for EmbeddedStore {
 
     async fn api_key_get(&self, tenant: &str, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         let k = key(tenant, key_hash);
-        self.read(move |txn| get_json(&txn.open_table(API_KEYS)?, &k))
-            .await
+        self.read("api_key_get", move |txn| {
+            get_json(&txn.open_table(API_KEYS)?, &k)
+        })
+        .await
     }
 
     async fn api_key_of(
@@ -44,7 +46,7 @@ impl ApiKeys for EmbeddedStore {
         subject: &str,
     ) -> StoreResult<Option<(String, ApiKeyRecord)>> {
         let subject_k = key(tenant, subject);
-        self.read(move |txn| {
+        self.read("api_key_of", move |txn| {
             let key_k = txn
                 .open_table(API_KEY_OF_SUBJECT)?
                 .get(subject_k.as_str())?

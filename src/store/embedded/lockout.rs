@@ -60,7 +60,7 @@ impl Lockout for EmbeddedStore {
         let id = uuid::Uuid::new_v4().simple().to_string();
         // One write transaction at a time: every counter is checked and
         // held in one atomic step.
-        self.write(move |txn| {
+        self.write("lockout_reserve", move |txn| {
             let now = unix_now_ms();
             let mut records = Vec::with_capacity(keys.len());
             for k in &keys {
@@ -125,7 +125,7 @@ impl Lockout for EmbeddedStore {
         let keys: Vec<String> = counters.iter().map(|c| key(tenant, c)).collect();
         let policy = *policy;
         let id = reservation.0.clone();
-        self.write(move |txn| {
+        self.write("lockout_settle", move |txn| {
             let now = unix_now_ms();
             for (k, clear) in keys.iter().zip(clear) {
                 let record: Option<LockoutRecord> = get_json(&txn.open_table(LOCKOUT)?, k)?;

@@ -110,41 +110,44 @@ impl EmbeddedStore {
     }
 
     /// Runs `f` on the blocking pool: redb does disk I/O and fsyncs.
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    async fn run<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let started = std::time::Instant::now();
+        let done = tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(StoreError::new)?
-            .map_err(|e| StoreError(e.0))
+            .map_err(StoreError::new)
+            .and_then(|done| done.map_err(|e| StoreError(e.0)));
+        crate::meters::store_call("embedded", what, started.elapsed(), done.is_err());
+        done
     }
 
     /// Runs `f` in a read transaction, on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    async fn read<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, DbError> + Send + 'static,
     {
-        self.run(move |db| read(db, f)).await
+        self.run(what, move |db| read(db, f)).await
     }
 
     /// Runs `f` in a write transaction, on the blocking pool; see [`write`].
-    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    async fn write<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<End<T>, DbError> + Send + 'static,
     {
-        self.run(move |db| write(db, f)).await
+        self.run(what, move |db| write(db, f)).await
     }
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|txn| {
+        self.read("ping", |txn| {
             txn.open_table(REVOKED)?;
             Ok(())
         })

@@ -26,7 +26,7 @@ pub(super) fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result
 impl Revocations for EmbeddedStore {
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, jti);
-        self.write(move |txn| revoke(txn, &k, expires_at).map(Commit))
+        self.write("revoke", move |txn| revoke(txn, &k, expires_at).map(Commit))
             .await
     }
 
@@ -37,7 +37,7 @@ impl Revocations for EmbeddedStore {
         expires_at: u64,
     ) -> StoreResult<bool> {
         let k = key(tenant, jti);
-        self.write(move |txn| {
+        self.write("revoke", move |txn| {
             if revoked(&txn.open_table(REVOKED)?, &k, unix_now())? {
                 return Ok(Abort(false));
             }
@@ -55,7 +55,7 @@ impl Revocations for EmbeddedStore {
     ) -> StoreResult<TokenState> {
         let token_key = key(tenant, jti);
         let family_key = family.map(|f| key(tenant, f));
-        self.read(move |txn| {
+        self.read("token_state", move |txn| {
             let now = unix_now();
             if revoked(&txn.open_table(REVOKED)?, &token_key, now)? {
                 return Ok(TokenState::Revoked);

@@ -44,7 +44,7 @@ impl Secrets for EmbeddedStore {
         candidate: StoredSigningKey,
     ) -> StoreResult<Vec<StoredSigningKey>> {
         let k = tenant.to_owned();
-        self.run(move |db| {
+        self.run("signing_keys_get_or_init", move |db| {
             let existing = read(db, |txn| signing_keys(&txn.open_table(SIGNING_KEYS)?, &k))?;
             if !existing.is_empty() {
                 return Ok(existing);
@@ -70,7 +70,7 @@ impl Secrets for EmbeddedStore {
     ) -> StoreResult<Vec<StoredSigningKey>> {
         let k = tenant.to_owned();
         let keys = self
-            .write(move |txn| {
+            .write("signing_key_add", move |txn| {
                 let mut keys = signing_keys(&txn.open_table(SIGNING_KEYS)?, &k)?;
                 keys.insert(0, key);
                 forget_superseded(&mut keys, forget_before);
@@ -93,7 +93,7 @@ impl Secrets for EmbeddedStore {
         candidate: Vec<u8>,
     ) -> StoreResult<Vec<u8>> {
         let k = key(tenant, name);
-        self.run(move |db| {
+        self.run("secret_get_or_insert", move |db| {
             // Made once, read on every use: only the first use takes the writer lock.
             if let Some(stored) = read(db, |txn| stored(&txn.open_table(SECRETS)?, &k))? {
                 return Ok(stored);

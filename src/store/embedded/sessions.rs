@@ -55,8 +55,10 @@ impl Sessions for EmbeddedStore {
             revoked: false,
             expires_at,
         };
-        self.write(move |txn| write_family(txn, &k, &record).map(Commit))
-            .await
+        self.write("family_start", move |txn| {
+            write_family(txn, &k, &record).map(Commit)
+        })
+        .await
     }
 
     async fn family_use(
@@ -69,7 +71,7 @@ impl Sessions for EmbeddedStore {
         let k = key(tenant, family);
         let jti = jti.to_owned();
         let next = next.map(str::to_owned);
-        self.run(move |db| {
+        self.run("family_use", move |db| {
             if next.is_none() {
                 // Presenting the current token without rotating changes nothing:
                 // answer from a read, and write only to mark a reuse.
@@ -105,7 +107,7 @@ impl Sessions for EmbeddedStore {
 
     async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
         let k = key(tenant, family);
-        self.read(move |txn| {
+        self.read("family_end", move |txn| {
             let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
             Ok(record.filter(FamilyRecord::live).map(|r| r.expires_at))
         })
@@ -114,7 +116,7 @@ impl Sessions for EmbeddedStore {
 
     async fn family_current(&self, tenant: &str, family: &str) -> StoreResult<Option<String>> {
         let k = key(tenant, family);
-        self.read(move |txn| {
+        self.read("family_current", move |txn| {
             let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
             Ok(record.filter(FamilyRecord::live).map(|r| r.current))
         })
@@ -123,7 +125,7 @@ impl Sessions for EmbeddedStore {
 
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, family);
-        self.write(move |txn| {
+        self.write("family_revoke", move |txn| {
             let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
             let mut record = record.unwrap_or(FamilyRecord {
                 current: String::new(),
@@ -148,7 +150,7 @@ impl Sessions for EmbeddedStore {
     ) -> StoreResult<Vec<(String, u64)>> {
         let k = key(tenant, subject);
         let family = family.to_owned();
-        self.write(move |txn| {
+        self.write("sessions_add", move |txn| {
             let now = unix_now();
             let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, &k)?;
             let indexed = stored.as_ref().map(SessionsOf::ends_at);

@@ -123,6 +123,13 @@ impl Cache {
     }
 
     pub fn token(&self, tenant: &str, jti: &str, family: Option<&str>) -> Known {
+        let known = self.token_known(tenant, jti, family);
+        let hit = !matches!(known, Known::Unknown(_));
+        crate::meters::cache_lookup(crate::meters::Verdict::Token, hit);
+        known
+    }
+
+    fn token_known(&self, tenant: &str, jti: &str, family: Option<&str>) -> Known {
         let state = self.lock();
         if let Some(family) = family {
             let until = state.dead_families.get(&key(tenant, family));
@@ -159,10 +166,13 @@ impl Cache {
     /// The record of a live API key, or the ticket to ask Redis with.
     pub fn api_key(&self, tenant: &str, hash: &str) -> Result<ApiKeyRecord, Ticket> {
         let state = self.lock();
-        match state.api_keys.get(&key(tenant, hash)) {
+        let known = match state.api_keys.get(&key(tenant, hash)) {
             Some(record) if state.trusted(Instant::now()) => Ok(record.clone()),
             _ => Err(Ticket(state.changes)),
-        }
+        };
+        drop(state);
+        crate::meters::cache_lookup(crate::meters::Verdict::ApiKey, known.is_ok());
+        known
     }
 
     pub fn remember_api_key(

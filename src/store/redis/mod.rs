@@ -245,7 +245,11 @@ impl RedisStore {
         what: &'static str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> StoreResult<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout(self.timeout, call).await;
+        let failed = !matches!(answered, Ok(Ok(_)));
+        crate::meters::store_call("redis", what, started.elapsed(), failed);
+        match answered {
             Ok(Ok(value)) => Ok(value),
             failed => {
                 // Whatever went wrong, announcements may be going astray too.
