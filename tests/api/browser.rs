@@ -111,13 +111,7 @@ impl Page {
 impl Drop for Page {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            // Its own thread: the caller may be inside an async runtime.
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().build();
-                runtime.unwrap().block_on(handle.stop(false));
-            })
-            .join()
-            .unwrap();
+            crate::upstream::stop_server(handle);
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -92,16 +92,80 @@ impl Upstream {
     /// Stops serving: the port refuses connections afterwards.
     pub fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            // Its own thread: the caller may be inside an async runtime.
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().build();
-                runtime.unwrap().block_on(handle.stop(false));
-            })
-            .join()
-            .unwrap();
+            stop_server(handle);
         }
         if let Some(thread) = self.thread.take() {
             thread.join().unwrap();
+        }
+    }
+}
+
+/// Stops an actix-web server at once, from a thread of its own: the caller
+/// may be inside an async runtime.
+pub fn stop_server(handle: ServerHandle) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        runtime.unwrap().block_on(handle.stop(false));
+    })
+    .join()
+    .unwrap();
+}
+
+/// A TCP server on a free port, in its own thread and runtime: each
+/// accepted stream is served by `serve(stream, its number)`; stopped when
+/// dropped.
+struct Acceptor {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start<F, Fut>(serve: F) -> Self
+    where
+        F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let accept = async {
+                    for connection in 0.. {
+                        if let Ok((stream, _)) = listener.accept().await {
+                            tokio::task::spawn_local(serve(stream, connection));
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Self {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -114,43 +178,18 @@ pub type Handshake = Vec<(String, String)>;
 pub struct WsEcho {
     pub port: u16,
     handshakes: Arc<std::sync::Mutex<Vec<Handshake>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl WsEcho {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let handshakes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = Arc::clone(&handshakes);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let accept = async {
-                    loop {
-                        if let Ok((stream, _)) = listener.accept().await {
-                            tokio::spawn(echo_socket(stream, Arc::clone(&seen)));
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        });
+        let acceptor = Acceptor::start(move |stream, _| echo_socket(stream, Arc::clone(&seen)));
         Self {
-            port,
+            port: acceptor.port,
             handshakes,
-            stop: Some(stop),
-            thread: Some(thread),
+            _acceptor: acceptor,
         }
     }
 
@@ -218,43 +257,20 @@ impl RawRequest {
 pub struct RawUpstream {
     pub port: u16,
     requests: Arc<std::sync::Mutex<Vec<RawRequest>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl RawUpstream {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let accept = async {
-                    for connection in 0.. {
-                        if let Ok((stream, _)) = listener.accept().await {
-                            tokio::spawn(serve_raw(stream, connection, Arc::clone(&seen)));
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = accept => {}
-                    _ = stopped => {}
-                }
-            });
+        let acceptor = Acceptor::start(move |stream, connection| {
+            serve_raw(stream, connection, Arc::clone(&seen))
         });
         Self {
-            port,
+            port: acceptor.port,
             requests,
-            stop: Some(stop),
-            thread: Some(thread),
+            _acceptor: acceptor,
         }
     }
 
@@ -316,17 +332,6 @@ async fn serve_raw(
     }
 }
 
-impl Drop for RawUpstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// An https upstream on a free port with a certificate for `127.0.0.1`
 /// signed by a CA made for it (`ca_file`): answers every request with
 /// `{"path", "x-auth-subject"}` and closes the connection.
@@ -334,8 +339,7 @@ pub struct TlsUpstream {
     pub port: u16,
     pub ca_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl TlsUpstream {
@@ -358,37 +362,13 @@ impl TlsUpstream {
             .with_no_client_auth()
             .with_single_cert(certificates, key)
             .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let accept = async {
-                    loop {
-                        if let Ok((stream, _)) = listener.accept().await {
-                            tokio::spawn(answer_tls(acceptor.clone(), stream));
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        });
+        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = Acceptor::start(move |stream, _| answer_tls(tls.clone(), stream));
         Self {
-            port,
+            port: acceptor.port,
             ca_file: dir.path().join("ca.pem"),
             _dir: dir,
-            stop: Some(stop),
-            thread: Some(thread),
+            _acceptor: acceptor,
         }
     }
 }
@@ -455,28 +435,6 @@ async fn answer_tls(acceptor: tokio_rustls::TlsAcceptor, stream: tokio::net::Tcp
     );
     let _ = tls.write_all(answer.as_bytes()).await;
     let _ = tls.shutdown().await;
-}
-
-impl Drop for TlsUpstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for WsEcho {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl Drop for Upstream {
