@@ -140,7 +140,8 @@ fn hash_secret(generate: bool) -> anyhow::Result<()> {
 
 async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let loaded = config::load(&dir)?;
-    telemetry::init(loaded.server.log_format);
+    // Held to the end: dropping it writes the lines still queued.
+    let _logs = telemetry::init(loaded.server.log_format);
     crate::http::limits::make_room_for(loaded.server.max_connections);
     let tenants: Vec<String> = loaded
         .tenants

@@ -27,6 +27,7 @@ pub const ARGON2_RUN: &str = "polyauth_argon2_run_seconds";
 pub const STORE_DURATION: &str = "polyauth_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "polyauth_store_errors_total";
 pub const CACHE_LOOKUPS: &str = "polyauth_verdict_cache_lookups_total";
+pub const LOG_LINES_DROPPED: &str = "polyauth_log_lines_dropped_total";
 
 /// Upper bounds of the latency buckets, in seconds: 50 µs to 10 s.
 const BUCKETS: &[f64] = &[
@@ -71,7 +72,9 @@ pub fn install() -> &'static PrometheusHandle {
 
 /// The exposition text, or `None` before [`install`].
 pub fn render() -> Option<String> {
-    HANDLE.get().map(PrometheusHandle::render)
+    let handle = HANDLE.get()?;
+    metrics::counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_lines() as u64);
+    Some(handle.render())
 }
 
 fn describe() {
@@ -114,6 +117,10 @@ fn describe() {
     describe_counter!(
         STORE_ERRORS,
         "Store calls that failed or timed out, by backend and operation."
+    );
+    describe_counter!(
+        LOG_LINES_DROPPED,
+        "Log lines dropped because stdout did not keep up (workers never wait for it)."
     );
     describe_counter!(
         CACHE_LOOKUPS,

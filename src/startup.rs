@@ -60,7 +60,10 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let server = &loaded.server;
         // Before any tenant: each registers its handles with the recorder.
-        crate::meters::install();
+        // Without one, the handles record nothing.
+        if server.metrics {
+            crate::meters::install();
+        }
         let store = store::open(server.store.settings().map_err(anyhow::Error::msg)?).await?;
         let engine = Engine::new(Arc::clone(&store), server.hashing.max_concurrent)
             .context("cannot start the argon2 threads")?;
@@ -104,6 +107,7 @@ impl Application {
             workers,
             max_connections: server.max_connections,
             max_connections_per_ip: server.max_connections_per_ip,
+            metrics: server.metrics,
         };
         let servers = http::serve(state, tenants, listening, public, admin)?;
         Ok(Self {

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// `text` (default) or `json` log lines.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Record metrics and serve them at the admin listener's `/metrics`.
+    #[serde(default = "default_metrics")]
+    pub metrics: bool,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
@@ -152,6 +155,10 @@ impl Default for HashingConfig {
             max_concurrent: default_max_concurrent(),
         }
     }
+}
+
+fn default_metrics() -> bool {
+    true
 }
 
 fn default_listen() -> String {

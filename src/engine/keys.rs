@@ -61,11 +61,12 @@ impl KeySet {
         self.live(now).next().map(|pair| &pair.signing)
     }
 
-    /// The key named `kid`, if it still verifies at `now`.
-    pub fn verifying(&self, kid: &str, now: u64) -> Option<&VerifyingKey> {
+    /// The key named `kid`, if it still verifies at `now`, and when it
+    /// retires.
+    pub fn verifying(&self, kid: &str, now: u64) -> Option<(&VerifyingKey, Option<u64>)> {
         self.live(now)
             .find(|pair| pair.signing.kid == kid)
-            .map(|pair| &pair.verifying)
+            .map(|pair| (&pair.verifying, pair.retire_at))
     }
 
     /// A tenant's generated keys as the store keeps them, newest first:

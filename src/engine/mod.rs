@@ -14,6 +14,7 @@ mod api_keys;
 mod introspect;
 mod login;
 mod sessions;
+mod verified;
 mod verify;
 
 use std::net::IpAddr;

@@ -110,7 +110,8 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Indexes the accounts of tenant `tenant`; costs one argon2 hash (the dummy).
+    /// Indexes the accounts of tenant `tenant`; costs one argon2 hash (the
+    /// dummy) for the first tenant with its parameters.
     pub fn new(
         tenant: &str,
         users: Vec<UserSpec>,
@@ -137,9 +138,7 @@ impl Accounts {
             users_by_email.insert(email, Arc::clone(&user));
             users_by_id.insert(id, user);
         }
-        let params = dummy_params(tenant, &users);
-        let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
-        let dummy_hash = hash_password(&filler, params)?.into();
+        let dummy_hash = dummy_hash(dummy_params(tenant, &users))?;
         let companies = companies
             .into_iter()
             .map(|company| (company.id.clone(), company))
@@ -151,6 +150,25 @@ impl Accounts {
             dummy_hash,
         })
     }
+}
+
+/// A hash of a random password with `params`, one per parameter set for
+/// the process: what it is verified against costs the same whichever
+/// tenant holds it, and a thousand tenants start without a thousand argon2
+/// runs.
+fn dummy_hash(params: argon2::Params) -> anyhow::Result<Arc<str>> {
+    type Made = HashMap<(u32, u32, u32), Arc<str>>;
+    static MADE: std::sync::LazyLock<std::sync::Mutex<Made>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let id = (params.m_cost(), params.t_cost(), params.p_cost());
+    if let Some(hash) = made.get(&id) {
+        return Ok(Arc::clone(hash));
+    }
+    let filler = SecretString::from(uuid::Uuid::new_v4().to_string());
+    let hash: Arc<str> = hash_password(&filler, params)?.into();
+    made.insert(id, Arc::clone(&hash));
+    Ok(hash)
 }
 
 /// Email matching is case-insensitive.

@@ -85,6 +85,13 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "tid", "sid", "email", "roles", "cid",
 ];
 
+/// A token whose signature one of the tenant's keys verified.
+pub struct Verified {
+    pub claims: Claims,
+    /// When the key that verified it retires, if it does.
+    pub key_retires_at: Option<u64>,
+}
+
 /// Verifies signature, algorithm, issuer, audience, tenant, time, type and
 /// lifetime. A `crit` header is refused: polyauth understands no extension
 /// (RFC 7515 §4.1.11).
@@ -92,14 +99,14 @@ pub fn verify(
     keys: &KeySet,
     token: &str,
     expect: &Expectation<'_>,
-) -> Result<Claims, TokenProblem> {
+) -> Result<Verified, TokenProblem> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
     if header.crit.is_some() {
         return Err(TokenProblem::Invalid);
     }
     let now = unix_now();
     let kid = header.kid.as_deref().ok_or(TokenProblem::Invalid)?;
-    let key = keys.verifying(kid, now).ok_or(TokenProblem::Invalid)?;
+    let (key, key_retires_at) = keys.verifying(kid, now).ok_or(TokenProblem::Invalid)?;
     if header.alg != key.alg {
         return Err(TokenProblem::Invalid);
     }
@@ -115,6 +122,26 @@ pub fn verify(
             _ => TokenProblem::Invalid,
         })?
         .claims;
+    check_claims(&claims, expect, now)?;
+    Ok(Verified {
+        claims,
+        key_retires_at,
+    })
+}
+
+/// Everything [`verify`] asks of the claims of a token whose signature is
+/// good, at `now`: what a token verified earlier must still satisfy.
+pub fn check_claims(
+    claims: &Claims,
+    expect: &Expectation<'_>,
+    now: u64,
+) -> Result<(), TokenProblem> {
+    if claims.iss != expect.issuer || claims.aud != expect.audience {
+        return Err(TokenProblem::Invalid);
+    }
+    if claims.exp < now {
+        return Err(TokenProblem::Expired);
+    }
     if claims.nbf > now + SKEW_SECS || claims.iat > now + SKEW_SECS || claims.tid != expect.tenant {
         return Err(TokenProblem::Invalid);
     }
@@ -125,5 +152,5 @@ pub fn verify(
     if claims.exp.saturating_sub(claims.iat) > expect.max_lifetime_secs.saturating_add(SKEW_SECS) {
         return Err(TokenProblem::Invalid);
     }
-    Ok(claims)
+    Ok(())
 }

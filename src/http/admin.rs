@@ -10,8 +10,9 @@ use super::state::AppState;
 
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// GET only: another method finds no resource (404), as a health checker expects.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// GET only: another method finds no resource (404), as a health checker
+/// expects; `/metrics` only with `metrics`.
+pub fn routes(config: &mut web::ServiceConfig, metrics: bool) {
     config
         .service(
             web::resource("/healthz")
@@ -24,13 +25,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .guard(guard::Get())
                 .app_data(RouteTag::new(&[(Method::GET, "readyz")]))
                 .route(web::get().to(readyz)),
-        )
-        .service(
+        );
+    if metrics {
+        config.service(
             web::resource("/metrics")
                 .guard(guard::Get())
                 .app_data(RouteTag::new(&[(Method::GET, "metrics")]))
-                .route(web::get().to(metrics)),
+                .route(web::get().to(self::metrics)),
         );
+    }
 }
 
 /// The Prometheus text exposition format's content type.

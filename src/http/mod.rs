@@ -46,6 +46,8 @@ pub struct Listening {
     /// Open connections, in all and from one client address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Whether the admin listener serves `/metrics`.
+    pub metrics: bool,
 }
 
 /// How long a graceful stop waits for requests in flight.
@@ -174,11 +176,12 @@ pub fn serve(
         })?
         .run();
 
+    let metrics = listening.metrics;
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(access_log::access_log))
-            .configure(admin::routes)
+            .configure(|config| admin::routes(config, metrics))
     })
     .workers(1)
     // Health checks, from a few local probes.

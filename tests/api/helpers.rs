@@ -68,6 +68,7 @@ pub struct Setup {
     pub server_extra: String,
     /// Lines of the `[store]` table (after the embedded store's `path`).
     pub store_extra: String,
+    pub workers: usize,
     pub tenants: Vec<(String, String)>,
     pub dialects: Vec<(String, String)>,
 }
@@ -77,6 +78,7 @@ impl Setup {
         Self {
             server_extra: String::new(),
             store_extra: String::new(),
+            workers: 2,
             tenants: Vec::new(),
             dialects: Vec::new(),
         }
@@ -89,6 +91,12 @@ impl Setup {
 
     pub fn dialect(mut self, name: &str, toml: &str) -> Self {
         self.dialects.push((name.to_owned(), toml.to_owned()));
+        self
+    }
+
+    /// HTTP worker threads (2 unless told).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
         self
     }
 
@@ -126,7 +134,8 @@ impl Setup {
             format!("dialects_dir = {:?}\n", dialects.display().to_string())
         };
         let server = format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n{dialects_line}{}\n[store]\npath = {:?}\n{}",
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = {}\n{dialects_line}{}\n[store]\npath = {:?}\n{}",
+            self.workers,
             self.server_extra,
             dir.join("data/polyauth.redb").display().to_string(),
             self.store_extra,
@@ -160,7 +169,10 @@ impl TestApp {
     /// Starts a gateway on the configuration already written in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
-            polyauth::telemetry::init(polyauth::config::server::LogFormat::Text);
+            // Kept for the whole test process: its lines are written to the end.
+            std::mem::forget(polyauth::telemetry::init(
+                polyauth::config::server::LogFormat::Text,
+            ));
         }
         let loaded = polyauth::config::load(&dir.path().join("config")).unwrap();
         let public = TcpListener::bind("127.0.0.1:0").unwrap();

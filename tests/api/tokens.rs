@@ -331,3 +331,54 @@ async fn a_token_living_longer_than_the_tenants_ttl_is_refused() {
     let (status, body) = status_json(refresh_with(too_long).await.unwrap()).await;
     assert_eq!((status, body), (401, json!({"error": "Invalid token"})));
 }
+
+/// One HTTP worker: every request runs on the thread that verified the
+/// token before, so each check below meets a remembered signature.
+async fn one_worker(extra: &str) -> TestApp {
+    TestApp::spawn(
+        Setup::new()
+            .workers(1)
+            .tenant("a", pixyle_tenant("a", "/a", extra))
+            .tenant("b", pixyle_tenant("b", "/b", "")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_remembered_signature_vouches_for_that_exact_token_only() {
+    let app = one_worker("").await;
+    let token = access_token(&app, "/a", "a").await;
+    for _ in 0..3 {
+        assert_eq!(app.verify("/a", &token).await.status(), 200);
+    }
+    let mut altered = token.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    assert_refused(&app, &altered, "Invalid token").await;
+    let (status, _) = status_json(app.verify("/b", &token).await).await;
+    assert_eq!(status, 401, "another tenant's keys never vouch for it");
+
+    let revoked = app
+        .client
+        .delete(app.url("/a/auth/v1/revoke_access"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_refused(&app, &token, "Token has been revoked").await;
+}
+
+#[tokio::test]
+async fn a_remembered_signature_does_not_outlive_the_token() {
+    let app = one_worker("[tokens]\naccess_ttl = \"1s\"").await;
+    let token = access_token(&app, "/a", "a").await;
+    let exp = claims(&token)["exp"].as_u64().unwrap();
+    assert_eq!(app.verify("/a", &token).await.status(), 200);
+    assert_eq!(app.verify("/a", &token).await.status(), 200);
+    while polyauth::store::unix_now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_refused(&app, &token, "Token has expired").await;
+}

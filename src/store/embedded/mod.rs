@@ -7,6 +7,7 @@
 mod api_keys;
 mod lockout;
 mod revocations;
+mod revoked;
 mod secrets;
 mod sessions;
 mod sweep;
@@ -64,6 +65,8 @@ pub struct StoreInUse(pub std::path::PathBuf);
 /// A redb-backed [`Store`].
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Live revocations, answered without a read (see [`revoked`]).
+    revoked: Arc<revoked::View>,
     /// Bumped by each rotation. One process has the file, so no other
     /// process can rotate: this one's own rotations are all there is to hear.
     key_changes: tokio::sync::watch::Sender<u64>,
@@ -101,10 +104,14 @@ impl EmbeddedStore {
         txn.open_table(API_KEY_OF_SUBJECT)?;
         txn.open_table(EXPIRY)?;
         txn.commit()?;
-        let db = Arc::new(db);
-        sweep::spawn_sweeper(Arc::downgrade(&db));
+        let revoked = revoked::View::load(&db.begin_read()?, super::unix_now())
+            .map_err(|e| anyhow::anyhow!("cannot read the revocations: {}", e.0))?;
+        tracing::debug!(entries = revoked.len(), "live revocations loaded");
+        let (db, revoked) = (Arc::new(db), Arc::new(revoked));
+        sweep::spawn_sweeper(Arc::downgrade(&db), Arc::downgrade(&revoked));
         Ok(Self {
             db,
+            revoked,
             key_changes: tokio::sync::watch::Sender::new(0),
         })
     }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::End::{Abort, Commit};
+use super::revoked::Revoked;
 use super::sessions::FamilyRecord;
 use super::{DbError, EmbeddedStore, FAMILIES, REVOKED, get_json, index_expiry, key};
 use crate::store::{Revocations, StoreResult, TokenState, unix_now};
@@ -26,8 +27,12 @@ pub(super) fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result
 impl Revocations for EmbeddedStore {
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, jti);
+        let committed = k.clone();
         self.write("revoke", move |txn| revoke(txn, &k, expires_at).map(Commit))
-            .await
+            .await?;
+        self.revoked
+            .add(Revoked::Token, &committed, expires_at, unix_now());
+        Ok(())
     }
 
     async fn revoke_token_once(
@@ -37,14 +42,19 @@ impl Revocations for EmbeddedStore {
         expires_at: u64,
     ) -> StoreResult<bool> {
         let k = key(tenant, jti);
-        self.write("revoke", move |txn| {
-            if revoked(&txn.open_table(REVOKED)?, &k, unix_now())? {
-                return Ok(Abort(false));
-            }
-            revoke(txn, &k, expires_at)?;
-            Ok(Commit(true))
-        })
-        .await
+        let committed = k.clone();
+        let first = self
+            .write("revoke", move |txn| {
+                if revoked(&txn.open_table(REVOKED)?, &k, unix_now())? {
+                    return Ok(Abort(false));
+                }
+                revoke(txn, &k, expires_at)?;
+                Ok(Commit(true))
+            })
+            .await?;
+        self.revoked
+            .add(Revoked::Token, &committed, expires_at, unix_now());
+        Ok(first)
     }
 
     async fn token_state(
@@ -55,6 +65,14 @@ impl Revocations for EmbeddedStore {
     ) -> StoreResult<TokenState> {
         let token_key = key(tenant, jti);
         let family_key = family.map(|f| key(tenant, f));
+        // The happy path: nothing of it was ever revoked, no read needed.
+        let now = unix_now();
+        let maybe_family = family_key
+            .as_ref()
+            .is_some_and(|k| self.revoked.maybe(Revoked::Family, k, now));
+        if !maybe_family && !self.revoked.maybe(Revoked::Token, &token_key, now) {
+            return Ok(TokenState::Active);
+        }
         self.read("token_state", move |txn| {
             let now = unix_now();
             if revoked(&txn.open_table(REVOKED)?, &token_key, now)? {
@@ -70,5 +88,57 @@ impl Revocations for EmbeddedStore {
             Ok(TokenState::Active)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Sessions;
+
+    #[tokio::test]
+    async fn the_view_of_revocations_is_refilled_from_the_file_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let later = unix_now() + 600;
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            store.revoke_token("t", "gone", later).await.unwrap();
+            store.family_start("t", "f", "j1", later).await.unwrap();
+            store.family_revoke("t", "f", later).await.unwrap();
+            store
+                .revoke_token("t", "ended", unix_now() - 5)
+                .await
+                .unwrap();
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(store.revoked.len(), 2, "the ended revocation is not loaded");
+        let state = |jti: &'static str, family: Option<&'static str>| {
+            let store = &store;
+            async move { store.token_state("t", jti, family).await.unwrap() }
+        };
+        assert_eq!(state("gone", None).await, TokenState::Revoked);
+        assert_eq!(state("j2", Some("f")).await, TokenState::Revoked);
+        assert_eq!(state("live", None).await, TokenState::Active);
+        assert_eq!(state("ended", None).await, TokenState::Active);
+        assert_eq!(state("gone", None).await, TokenState::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_reused_refresh_token_revokes_its_family_in_the_view_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let later = unix_now() + 600;
+        store.family_start("t", "f", "j1", later).await.unwrap();
+        store.family_use("t", "f", "j1", Some("j2")).await.unwrap();
+        assert_eq!(
+            store.token_state("t", "a1", Some("f")).await.unwrap(),
+            TokenState::Active
+        );
+        store.family_use("t", "f", "j1", None).await.unwrap();
+        assert_eq!(
+            store.token_state("t", "a1", Some("f")).await.unwrap(),
+            TokenState::Revoked
+        );
     }
 }

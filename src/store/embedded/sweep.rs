@@ -7,6 +7,7 @@ use redb::{Database, ReadableTable};
 
 use super::End::{Abort, Commit};
 use super::lockout::LockoutRecord;
+use super::revoked::View;
 use super::sessions::{FamilyRecord, SessionsOf};
 use super::{DbError, EXPIRY, FAMILIES, LOCKOUT, REVOKED, SEP, SESSIONS_OF, decode, write};
 use crate::store::unix_now;
@@ -25,16 +26,20 @@ fn readable<T>(record: Result<T, DbError>, entry: &str) -> Option<T> {
         .ok()
 }
 
-pub(super) fn spawn_sweeper(db: Weak<Database>) {
+pub(super) fn spawn_sweeper(db: Weak<Database>, revoked: Weak<View>) {
     let spawned = std::thread::Builder::new()
         .name("polyauth-store-sweeper".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(SWEEP_EVERY);
-                let Some(db) = db.upgrade() else { return };
-                if let Err(error) = sweep(&db, unix_now()) {
+                let (Some(db), Some(revoked)) = (db.upgrade(), revoked.upgrade()) else {
+                    return;
+                };
+                let now = unix_now();
+                if let Err(error) = sweep(&db, now) {
                     tracing::warn!(error = %error.0, "embedded store sweep failed");
                 }
+                revoked.forget_ended(now);
             }
         });
     if let Err(error) = spawned {
