@@ -67,6 +67,11 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Live revocations, answered without a read (see [`revoked`]).
     revoked: Arc<revoked::View>,
+    /// Which store of the process this is, and how many API-key writes it
+    /// has made: what a remembered API key is checked against (see
+    /// [`api_keys`]).
+    instance: u64,
+    api_key_writes: std::sync::atomic::AtomicU64,
     /// Bumped by each rotation. One process has the file, so no other
     /// process can rotate: this one's own rotations are all there is to hear.
     key_changes: tokio::sync::watch::Sender<u64>,
@@ -109,9 +114,12 @@ impl EmbeddedStore {
         tracing::debug!(entries = revoked.len(), "live revocations loaded");
         let (db, revoked) = (Arc::new(db), Arc::new(revoked));
         sweep::spawn_sweeper(Arc::downgrade(&db), Arc::downgrade(&revoked));
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Self {
             db,
             revoked,
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            api_key_writes: std::sync::atomic::AtomicU64::new(0),
             key_changes: tokio::sync::watch::Sender::new(0),
         })
     }
