@@ -179,10 +179,39 @@ impl Hasher {
     }
 }
 
+/// The nice value of the hashing threads. A verification is sub-millisecond
+/// work whose latency matters; argon2 is tens of milliseconds of pure CPU.
+/// While both want the cores, the scheduler gives a worker that wakes the
+/// core at once, so verify stays fast while logins saturate hashing; with
+/// idle workers, hashing has the cores to itself and runs at full speed.
+const HASHING_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to [`HASHING_NICE`] (on Linux the
+/// nice value is per thread); failing that, it keeps running as it is.
+fn yield_to_workers() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority has no memory effects; it only changes the
+        // scheduling weight of the thread `gettid` names, this one.
+        let done = unsafe {
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                libc::gettid() as libc::id_t,
+                HASHING_NICE,
+            )
+        };
+        if done != 0 {
+            let error = std::io::Error::last_os_error();
+            tracing::warn!(%error, "hashing thread keeps its priority: logins may slow verify down");
+        }
+    }
+}
+
 /// A hashing thread: takes jobs until the [`Hasher`] is dropped, all in one
 /// block buffer grown to the largest memory cost it has met (at most
 /// [`MAX_MEMORY_KIB`]: larger hashes are refused before any allocation).
 fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>, ran: &Histogram) {
+    yield_to_workers();
     let mut memory = Vec::new();
     loop {
         let next = match queue.lock() {

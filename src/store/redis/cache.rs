@@ -18,8 +18,8 @@
 //! if the subscription silently stalls; when it breaks outright, the memory
 //! is dropped at once and every check goes to Redis until it is back.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::{ApiKeyRecord, unix_now};
@@ -83,27 +83,84 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
 
-#[derive(Default)]
-struct State {
-    /// Bumped by every announcement and every (re)subscription.
-    changes: u64,
-    trusted_until: Option<Instant>,
-    /// Token ids Redis said were not revoked, with the family they were checked with.
-    live_tokens: HashMap<String, Option<String>>,
-    /// Families announced revoked, until their end.
-    dead_families: HashMap<String, u64>,
-    api_keys: HashMap<String, ApiKeyRecord>,
+/// One of the cache's maps, with a count of its entries (the map's own
+/// count reads all of it).
+struct Map<V: 'static> {
+    entries: scc::HashIndex<String, V>,
+    count: AtomicUsize,
 }
 
-impl State {
-    fn trusted(&self, now: Instant) -> bool {
-        self.trusted_until.is_some_and(|until| now < until)
+impl<V: Clone + 'static> Map<V> {
+    fn new() -> Self {
+        Self {
+            entries: scc::HashIndex::new(),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        self.entries.peek_with(key, |_, v| v.clone())
+    }
+
+    fn full(&self) -> bool {
+        self.count.load(Ordering::Relaxed) >= CAPACITY
+    }
+
+    fn put(&self, key: String, value: V) {
+        match self.entries.entry_sync(key) {
+            scc::hash_index::Entry::Occupied(mut entry) => entry.update(value),
+            scc::hash_index::Entry::Vacant(entry) => {
+                entry.insert_entry(value);
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        if self.entries.remove_sync(key) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn clear(&self) {
+        self.entries.clear_sync();
+        self.count.store(0, Ordering::Relaxed);
     }
 }
 
-#[derive(Default)]
+/// Answers are read with no lock: the maps are lock-free for readers
+/// ([`scc::HashIndex`]) and the rest is atomics. Writers (announcements,
+/// answers kept after a miss, the subscription's ups and downs) take
+/// `writing` one at a time, which keeps a ticket and the maps in step: a
+/// writer that keeps an answer checks, under it, that nothing was announced
+/// since its ticket was drawn. A reader draws its ticket before it looks,
+/// so a ticket is never newer than what the reader saw.
 pub struct Cache {
-    state: Mutex<State>,
+    writing: Mutex<()>,
+    /// Bumped by every announcement and every (re)subscription.
+    changes: AtomicU64,
+    /// Nanoseconds after `epoch` until which memory may answer; 0: never.
+    trusted_until: AtomicU64,
+    epoch: Instant,
+    /// Token ids Redis said were not revoked, with the family they were checked with.
+    live_tokens: Map<Option<String>>,
+    /// Families announced revoked, until their end.
+    dead_families: Map<u64>,
+    api_keys: Map<ApiKeyRecord>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            writing: Mutex::new(()),
+            changes: AtomicU64::new(0),
+            trusted_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            live_tokens: Map::new(),
+            dead_families: Map::new(),
+            api_keys: Map::new(),
+        }
+    }
 }
 
 /// Whether the cache can answer a token check by itself.
@@ -116,10 +173,24 @@ pub enum Known {
 }
 
 impl Cache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps inconsistent
-        // in a way that matters: every entry is individually true.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The lock guards no data of its own: a panic while holding it
+        // leaves every entry individually true.
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ticket(&self) -> Ticket {
+        Ticket(self.changes.load(Ordering::SeqCst))
+    }
+
+    fn trusted(&self) -> bool {
+        let until = self.trusted_until.load(Ordering::SeqCst);
+        until != 0 && self.nanos(Instant::now()) < until
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        // Saturates at 584 years of uptime.
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     pub fn token(&self, tenant: &str, jti: &str, family: Option<&str>) -> Known {
@@ -130,18 +201,18 @@ impl Cache {
     }
 
     fn token_known(&self, tenant: &str, jti: &str, family: Option<&str>) -> Known {
-        let state = self.lock();
+        let ticket = self.ticket();
         if let Some(family) = family {
-            let until = state.dead_families.get(&key(tenant, family));
-            if until.is_some_and(|until| *until >= unix_now()) {
+            let until = self.dead_families.get(&key(tenant, family));
+            if until.is_some_and(|until| until >= unix_now()) {
                 return Known::Revoked;
             }
         }
-        let live = state.live_tokens.get(&key(tenant, jti));
-        if state.trusted(Instant::now()) && live.is_some_and(|f| f.as_deref() == family) {
+        let live = self.live_tokens.get(&key(tenant, jti));
+        if self.trusted() && live.is_some_and(|f| f.as_deref() == family) {
             return Known::Live;
         }
-        Known::Unknown(Ticket(state.changes))
+        Known::Unknown(ticket)
     }
 
     pub fn remember_live_token(
@@ -151,26 +222,24 @@ impl Cache {
         jti: &str,
         family: Option<&str>,
     ) {
-        let mut state = self.lock();
-        if state.changes != ticket.0 {
+        let _writing = self.write();
+        if self.ticket() != ticket {
             return;
         }
-        if state.live_tokens.len() >= CAPACITY {
-            state.live_tokens.clear();
+        if self.live_tokens.full() {
+            self.live_tokens.clear();
         }
-        state
-            .live_tokens
-            .insert(key(tenant, jti), family.map(str::to_owned));
+        self.live_tokens
+            .put(key(tenant, jti), family.map(str::to_owned));
     }
 
     /// The record of a live API key, or the ticket to ask Redis with.
     pub fn api_key(&self, tenant: &str, hash: &str) -> Result<ApiKeyRecord, Ticket> {
-        let state = self.lock();
-        let known = match state.api_keys.get(&key(tenant, hash)) {
-            Some(record) if state.trusted(Instant::now()) => Ok(record.clone()),
-            _ => Err(Ticket(state.changes)),
+        let ticket = self.ticket();
+        let known = match self.api_keys.get(&key(tenant, hash)) {
+            Some(record) if self.trusted() => Ok(record),
+            _ => Err(ticket),
         };
-        drop(state);
         crate::meters::cache_lookup(crate::meters::Verdict::ApiKey, known.is_ok());
         known
     }
@@ -182,75 +251,75 @@ impl Cache {
         hash: &str,
         record: &ApiKeyRecord,
     ) {
-        let mut state = self.lock();
-        if state.changes != ticket.0 {
+        let _writing = self.write();
+        if self.ticket() != ticket {
             return;
         }
-        if state.api_keys.len() >= CAPACITY {
-            state.api_keys.clear();
+        if self.api_keys.full() {
+            self.api_keys.clear();
         }
-        state.api_keys.insert(key(tenant, hash), record.clone());
+        self.api_keys.put(key(tenant, hash), record.clone());
     }
 
     /// Applies an announcement of another (or this) replica's write.
     pub fn apply(&self, event: Event) {
-        let mut state = self.lock();
-        state.changes += 1;
+        let _writing = self.write();
+        self.changes.fetch_add(1, Ordering::SeqCst);
         match event {
             Event::Token { tenant, jti } => {
-                state.live_tokens.remove(&key(&tenant, &jti));
+                self.live_tokens.remove(&key(&tenant, &jti));
             }
             Event::Family {
                 tenant,
                 family,
                 until,
             } => {
-                if state.dead_families.len() >= CAPACITY {
+                let k = key(&tenant, &family);
+                if self.dead_families.full() {
                     let now = unix_now();
-                    state.dead_families.retain(|_, until| *until >= now);
-                    if state.dead_families.len() >= CAPACITY {
+                    self.dead_families
+                        .entries
+                        .retain_sync(|_, until| *until >= now);
+                    let left = self.dead_families.entries.len();
+                    self.dead_families.count.store(left, Ordering::Relaxed);
+                    if self.dead_families.full() {
                         // Forgetting a dead family is only safe if its
                         // tokens are forgotten as live too.
-                        state.dead_families.clear();
-                        state.live_tokens.clear();
+                        self.dead_families.clear();
+                        self.live_tokens.clear();
                     }
                 }
-                let entry = state
-                    .dead_families
-                    .entry(key(&tenant, &family))
-                    .or_default();
-                *entry = (*entry).max(until);
+                let until = self.dead_families.get(&k).map_or(until, |u| u.max(until));
+                self.dead_families.put(k, until);
             }
             Event::ApiKey { tenant, hash } => {
-                state.api_keys.remove(&key(&tenant, &hash));
+                self.api_keys.remove(&key(&tenant, &hash));
             }
         }
     }
 
     /// The subscription (re)started: what was missed meanwhile is unknown.
     pub fn resubscribed(&self) {
-        let mut state = self.lock();
-        state.changes += 1;
-        state.trusted_until = None;
-        state.live_tokens.clear();
-        state.dead_families.clear();
-        state.api_keys.clear();
+        let _writing = self.write();
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.trusted_until.store(0, Ordering::SeqCst);
+        self.live_tokens.clear();
+        self.dead_families.clear();
+        self.api_keys.clear();
     }
 
     /// The subscription broke: answer nothing from memory until it is back.
     pub fn distrust(&self) {
-        let mut state = self.lock();
-        state.changes += 1;
-        state.trusted_until = None;
+        let _writing = self.write();
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.trusted_until.store(0, Ordering::SeqCst);
     }
 
     /// Our own heartbeat, sent at `sent`, came back through the subscription.
     pub fn heartbeat(&self, sent: Instant) {
-        let mut state = self.lock();
-        let until = sent + STALENESS;
-        if state.trusted_until.is_none_or(|current| current < until) {
-            state.trusted_until = Some(until);
-        }
+        let _writing = self.write();
+        let until = self.nanos(sent + STALENESS).max(1);
+        self.trusted_until.fetch_max(until, Ordering::SeqCst);
     }
 }
 
@@ -345,5 +414,31 @@ mod tests {
             until: unix_now() + 60,
         });
         assert_eq!(cache.token("t", "j2", Some("f")), Known::Revoked);
+    }
+
+    #[test]
+    fn an_announcement_racing_a_remembered_answer_always_wins() {
+        let cache = std::sync::Arc::new(trusted());
+        for n in 0..2_000 {
+            let jti = format!("j{n}");
+            let Known::Unknown(ticket) = cache.token("t", &jti, None) else {
+                panic!("nothing is known yet");
+            };
+            let announcer = {
+                let (cache, jti) = (std::sync::Arc::clone(&cache), jti.clone());
+                std::thread::spawn(move || {
+                    cache.apply(Event::Token {
+                        tenant: "t".into(),
+                        jti,
+                    })
+                })
+            };
+            cache.remember_live_token(ticket, "t", &jti, None);
+            announcer.join().unwrap();
+            assert!(
+                matches!(cache.token("t", &jti, None), Known::Unknown(_)),
+                "round {n}: a token revoked after its ticket was drawn is not live"
+            );
+        }
     }
 }
