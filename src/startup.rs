@@ -71,12 +71,13 @@ impl Application {
         let rotations = store.signing_keys_changes();
         let mut tenants = Vec::new();
         let mut generated = Vec::new();
+        let mut documents = Documents::new();
         for loaded_tenant in loaded.tenants {
             let grace = loaded_tenant
                 .keys
                 .is_empty()
                 .then(|| keys::rotation_grace(&loaded_tenant.lifetimes));
-            let context = build_tenant(loaded_tenant, store.as_ref()).await?;
+            let context = build_tenant(loaded_tenant, store.as_ref(), &mut documents).await?;
             if let Some(grace) = grace {
                 generated.push(Generated {
                     context: Arc::downgrade(&context),
@@ -204,9 +205,13 @@ async fn reload_generated(store: &dyn Store, tenants: &[Generated]) -> anyhow::R
     Ok(())
 }
 
+/// Each dialect's OpenAPI document, made once for all its tenants.
+type Documents = std::collections::HashMap<String, Arc<utoipa::openapi::OpenApi>>;
+
 async fn build_tenant(
     loaded: LoadedTenant,
     store: &dyn Store,
+    documents: &mut Documents,
 ) -> anyhow::Result<Arc<TenantContext>> {
     let keyset = if loaded.keys.is_empty() {
         let candidate = keys::generate_ed25519()?;
@@ -236,7 +241,11 @@ async fn build_tenant(
     Ok(Arc::new(TenantContext {
         tenant,
         cors,
-        openapi: crate::openapi::document(&loaded.dialect, None),
+        openapi: Arc::clone(
+            documents
+                .entry(loaded.dialect.name.clone())
+                .or_insert_with(|| Arc::new(crate::openapi::document(&loaded.dialect, None))),
+        ),
         dialect: loaded.dialect,
         hosts: config.hosts,
         path_prefix: config.path_prefix,

@@ -1,4 +1,5 @@
-//! Serving: the public listener (tenants by host, then by longest prefix)
+//! Serving: the public listener (tenants by host, then by longest prefix;
+//! see [`dispatch`])
 //! and the admin listener, each with one access-log line per request.
 //! What is served is assembled elsewhere ([`crate::startup`]).
 //!
@@ -11,6 +12,7 @@ pub mod access_log;
 pub mod admin;
 pub mod connection;
 pub mod cors;
+pub mod dispatch;
 pub mod drain;
 pub mod gateway;
 pub mod host;
@@ -116,7 +118,9 @@ pub fn serve(
     let counted = Arc::clone(&in_flight);
     let tenants = Arc::new(tenants);
     let public_state = state.clone();
-    let app = move || {
+    // One app per tenant, all alike but for what they mount: the
+    // dispatcher picks one per request (see `dispatch`).
+    let app = move |context: Option<&Arc<TenantContext>>| {
         let mut app = App::new()
             .app_data(public_state.clone())
             .wrap(from_fn(host::check_host))
@@ -126,22 +130,26 @@ pub fn serve(
                 let counted = Arc::clone(&counted);
                 move |req, next| drain::count_requests(Arc::clone(&counted), req, next)
             }));
-        // Host matches first, then the longest prefix.
-        for context in tenants.iter() {
+        if let Some(context) = context {
+            // Its hosts take every path on them, before its prefix.
             if !context.hosts.is_empty() {
                 let guard = host::HostGuard::new(&context.hosts);
                 app = app.service(tenant::mount(web::scope("").guard(guard), context));
             }
-        }
-        let mut prefixed: Vec<_> = tenants
-            .iter()
-            .filter_map(|c| c.path_prefix.as_deref().map(|p| (p, c)))
-            .collect();
-        prefixed.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        for (prefix, context) in prefixed {
-            app = app.service(tenant::mount(web::scope(prefix), context));
+            if let Some(prefix) = context.path_prefix.as_deref() {
+                app = app.service(tenant::mount(web::scope(prefix), context));
+            }
         }
         app.default_service(web::to(routing::no_tenant))
+    };
+    let picked = Arc::new(dispatch::Tenants::new(&tenants));
+    let dispatch = move || dispatch::Dispatch {
+        apps: tenants
+            .iter()
+            .map(|context| app(Some(context)).into_factory())
+            .collect(),
+        none: app(None).into_factory(),
+        tenants: Arc::clone(&picked),
     };
     let limits = ConnectionLimits::new(listening.max_connections, listening.max_connections_per_ip);
     let public = Server::build()
@@ -160,7 +168,7 @@ pub fn serve(
                 // The app never reads the config's host or address (the
                 // OpenAPI server URL falls back to the connection's `LocalAddr`).
                 .finish(map_config(
-                    app().into_factory().map_err(|error| error.error_response()),
+                    dispatch().map_err(|error| error.error_response()),
                     |()| AppConfig::default(),
                 ))
                 .map_err(|_| ());

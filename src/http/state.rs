@@ -24,7 +24,8 @@ pub struct TenantContext {
     pub tenant: Tenant,
     pub dialect: Arc<Dialect>,
     /// The dialect's document; each answer fills in its server URL.
-    pub openapi: utoipa::openapi::OpenApi,
+    /// Its dialect's document, shared by the dialect's tenants.
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// `Host` names it answers (a host match wins over a prefix).
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,

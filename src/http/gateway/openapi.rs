@@ -40,7 +40,7 @@ pub async fn get_openapi(
         .or_else(|| header_text(headers, "host"))
         .filter(|host| is_plain_host(host))
         .unwrap_or(&local);
-    let mut document = context.openapi.clone();
+    let mut document = (*context.openapi).clone();
     document.servers = Some(vec![utoipa::openapi::server::Server::new(format!(
         "{scheme}://{host}{mount}"
     ))]);
