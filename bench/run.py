@@ -374,6 +374,13 @@ max_concurrent = 2
 
     def stop(self) -> None:
         if self.proc is not None:
+            if self.proc.poll() is not None:
+                # It ended before being asked to: keep its log for a look.
+                kept = ROOT / "target/bench" / f"{self.name}-exited-{self.proc.returncode}.log"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(self.dir / "polyauth.log", kept)
+                log(f"polyauth {self.name} had exited by itself (status {self.proc.returncode}); "
+                    f"its log: {kept}")
             stop_process(self.proc)
             self.proc = None
             self.log_file.close()
@@ -635,7 +642,7 @@ def machine() -> dict[str, str]:
     def version(cmd):
         try:
             done = subprocess.run(cmd, capture_output=True, text=True)
-            return (done.stdout + done.stderr).strip().splitlines()[0]
+            return (done.stdout + done.stderr).strip().splitlines()[0].split(" Copyright")[0]
         except (OSError, IndexError):
             return "?"
     return {
@@ -1232,7 +1239,10 @@ def scenario_memory(section: Section) -> None:
         "Logins run in a second, fresh process (16 Python clients on keep-alive connections). "
         "Bound: the README's `base + hashing.max_concurrent × argon2 m` with base 20 MiB (its "
         "figure under login load) and 2 × 19 MiB; bounded means the curve is flat once both "
-        "hashing threads have their buffer.",
+        "hashing threads have their buffer. Every right-password login also writes a session, "
+        "a refresh family and lockout entries to the embedded store, whose file (and redb's "
+        "cache of it, inside the process) grows with them: the README's bound leaves the "
+        "store's cache out, so growth in the last row is probably that, not argon2.",
     ]
 
 
@@ -1360,8 +1370,8 @@ def scenario_revocations(section: Section) -> None:
               f"{fills[(store, n)]['seconds']:.1f} s" if n else "—"] for n in levels],
         ))
     section.notes += [
-        "Revocations are written before the process starts (embedded) or while it runs on its "
-        "Redis (one redis-server per level) by `examples/fill_store.rs` through the crate's store "
+        "Revocations are written before the polyauth process starts, into its store file or its "
+        "Redis (one redis-server per level), by `examples/fill_store.rs` through the crate's store "
         "API: token ids of the bench tenant, expiring in 24 h, so all are live. Embedded: "
         "`EmbeddedStore::revoke_tokens_in_one_commit` in commits of 50,000; Redis: "
         "`Revocations::revoke_token` from 64 concurrent tasks (the production script, with its "
