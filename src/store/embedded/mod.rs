@@ -5,6 +5,7 @@
 //! listed in an expiry index that a background thread sweeps.
 
 mod api_keys;
+mod bulk;
 mod lockout;
 mod revocations;
 mod revoked;
