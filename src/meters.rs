@@ -10,6 +10,8 @@
 //! (route tags, status classes, outcomes, store operations): never a user,
 //! a token or an address.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -164,17 +166,50 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// One thread's handles of the request counter: tenant, then route, then
+/// status class. The registry's maps are shared by every thread; a handle
+/// found here costs two string lookups in this thread's own maps.
+type RequestCounters = HashMap<Box<str>, HashMap<Box<str>, [Option<Counter>; 5]>>;
+
+thread_local! {
+    static REQUEST_COUNTERS: RefCell<RequestCounters> = RefCell::new(HashMap::new());
+}
+
 /// Counts one request; `tenant` is empty off any tenant (admin listener,
 /// no tenant matched).
-pub fn request(tenant: Option<SharedString>, route: SharedString, status: u16) {
-    let tenant = tenant.unwrap_or(SharedString::const_str(""));
-    metrics::counter!(
-        HTTP_REQUESTS,
-        "tenant" => tenant,
-        "route" => route,
-        "status" => status_class(status)
-    )
-    .increment(1);
+pub fn request(tenant: Option<&str>, route: &str, status: u16) {
+    let tenant = tenant.unwrap_or("");
+    let class = status_class(status);
+    let slot = match class {
+        "1xx" => 0,
+        "2xx" => 1,
+        "3xx" => 2,
+        "4xx" => 3,
+        _ => 4,
+    };
+    REQUEST_COUNTERS.with_borrow_mut(|counters| {
+        if let Some(counter) = counters
+            .get(tenant)
+            .and_then(|routes| routes.get(route))
+            .and_then(|classes| classes[slot].as_ref())
+        {
+            counter.increment(1);
+            return;
+        }
+        let counter = metrics::counter!(
+            HTTP_REQUESTS,
+            "tenant" => tenant.to_owned(),
+            "route" => route.to_owned(),
+            "status" => class
+        );
+        counter.increment(1);
+        let classes = counters
+            .entry(tenant.into())
+            .or_default()
+            .entry(route.into())
+            .or_default();
+        classes[slot] = Some(counter);
+    });
 }
 
 /// Records one store call of `backend` (`redis`, `embedded`): its time, and

@@ -28,7 +28,7 @@ const TYPICAL_BYTES: u64 = 1024;
 
 struct Entry {
     keys: Arc<KeySet>,
-    claims: Claims,
+    claims: Arc<Claims>,
     /// When the key that verified it retires.
     key_retires_at: Option<u64>,
 }
@@ -69,20 +69,20 @@ thread_local! {
 
 /// The claims of `token` if this thread verified its signature under
 /// `keys` and that key has not retired by `now`.
-pub fn recall(keys: &KeySet, token: &str, now: u64) -> Option<Claims> {
+pub fn recall(keys: &KeySet, token: &str, now: u64) -> Option<Arc<Claims>> {
     VERIFIED.with_borrow(|cache| {
         let entry = cache.get(token)?;
         let same_keys = std::ptr::eq(Arc::as_ptr(&entry.keys), keys);
         let key_live = entry.key_retires_at.is_none_or(|at| now < at);
-        (same_keys && key_live).then(|| entry.claims.clone())
+        (same_keys && key_live).then(|| Arc::clone(&entry.claims))
     })
 }
 
 /// Remembers that `token`'s signature verified under `keys`.
-pub fn remember(keys: Arc<KeySet>, token: &str, claims: &Claims, key_retires_at: Option<u64>) {
+pub fn remember(keys: Arc<KeySet>, token: &str, claims: &Arc<Claims>, key_retires_at: Option<u64>) {
     let entry = Entry {
         keys,
-        claims: claims.clone(),
+        claims: Arc::clone(claims),
         key_retires_at,
     };
     VERIFIED.with_borrow_mut(|cache| cache.insert(token.into(), entry));
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn only_the_same_string_under_the_same_key_set_hits() {
         let (ours, theirs) = (keys(), keys());
-        remember(Arc::clone(&ours), "a.b.c", &claims(), None);
+        remember(Arc::clone(&ours), "a.b.c", &Arc::new(claims()), None);
         assert!(recall(&ours, "a.b.c", 10).is_some());
         assert!(recall(&ours, "a.b.C", 10).is_none(), "one byte differs");
         assert!(recall(&ours, "a.b.c ", 10).is_none());
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn an_entry_ends_when_its_key_retires() {
         let keys = keys();
-        remember(Arc::clone(&keys), "x.y.z", &claims(), Some(50));
+        remember(Arc::clone(&keys), "x.y.z", &Arc::new(claims()), Some(50));
         assert!(recall(&keys, "x.y.z", 49).is_some());
         assert!(recall(&keys, "x.y.z", 50).is_none());
     }
@@ -139,7 +139,12 @@ mod tests {
     fn the_cache_stays_within_its_bytes() {
         let keys = keys();
         for n in 0..20_000 {
-            remember(Arc::clone(&keys), &format!("{n:0>600}"), &claims(), None);
+            remember(
+                Arc::clone(&keys),
+                &format!("{n:0>600}"),
+                &Arc::new(claims()),
+                None,
+            );
         }
         VERIFIED.with_borrow(|cache| assert!(cache.weight() <= BYTES_PER_THREAD));
     }

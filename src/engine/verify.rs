@@ -1,6 +1,8 @@
 //! Verification: who holds a presented token or API key, and whether it is
 //! still good.
 
+use std::sync::Arc;
+
 use super::tokens::{self, Claims, Expectation};
 use super::verified;
 use super::{
@@ -66,7 +68,7 @@ impl Engine {
         tenant: &Tenant,
         token: &str,
         kind: CredentialKind,
-    ) -> EngineResult<(Claims, Identity)> {
+    ) -> EngineResult<(Arc<Claims>, Identity)> {
         let claims = self.check_token_of(tenant, token, kind)?;
         let identity = holder(tenant, &claims)?;
         self.not_revoked(tenant, &claims).await?;
@@ -80,7 +82,7 @@ impl Engine {
         tenant: &Tenant,
         token: &str,
         kind: CredentialKind,
-    ) -> EngineResult<Claims> {
+    ) -> EngineResult<Arc<Claims>> {
         let claims = self.check_token_of(tenant, token, kind)?;
         self.not_revoked(tenant, &claims).await?;
         Ok(claims)
@@ -92,7 +94,7 @@ impl Engine {
         tenant: &Tenant,
         token: &str,
         kind: CredentialKind,
-    ) -> EngineResult<Claims> {
+    ) -> EngineResult<Arc<Claims>> {
         match kind {
             CredentialKind::RefreshToken => self.check_token(tenant, token, TokenType::Refresh),
             CredentialKind::AnyToken => match self.check_token(tenant, token, TokenType::Access) {
@@ -122,7 +124,7 @@ impl Engine {
         tenant: &Tenant,
         token: &str,
         typ: TokenType,
-    ) -> EngineResult<Claims> {
+    ) -> EngineResult<Arc<Claims>> {
         if token.is_empty() {
             return Err(EngineError::MissingToken);
         }
@@ -143,7 +145,7 @@ impl Engine {
         if typ != TokenType::Access {
             let verified = tokens::verify(&keys, token, &expect);
             return verified
-                .map(|v| v.claims)
+                .map(|v| Arc::new(v.claims))
                 .map_err(EngineError::InvalidToken);
         }
         // Access tokens come back at every request a client makes: a good
@@ -154,13 +156,14 @@ impl Engine {
             return Ok(claims);
         }
         let verified = tokens::verify(&keys, token, &expect).map_err(EngineError::InvalidToken)?;
+        let claims = Arc::new(verified.claims);
         verified::remember(
             arc_swap::Guard::into_inner(keys),
             token,
-            &verified.claims,
+            &claims,
             verified.key_retires_at,
         );
-        Ok(verified.claims)
+        Ok(claims)
     }
 }
 

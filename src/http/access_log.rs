@@ -52,11 +52,7 @@ pub async fn access_log(
         (None, None, None) => SharedString::const_str("no_tenant"),
     };
     let status = response.status().as_u16();
-    crate::meters::request(
-        tenant.map(|t| t.tenant.meters.tenant.clone()),
-        route.clone(),
-        status,
-    );
+    crate::meters::request(tenant.map(|t| &*t.tenant.meters.tenant), &route, status);
     tracing::info!(
         target: "polyauth::access",
         request_id = %request_id,

@@ -3,8 +3,9 @@
 
 use super::End::Commit;
 use super::revocations::revoke;
+use super::revoked::Revoked;
 use super::{EmbeddedStore, key};
-use crate::store::StoreResult;
+use crate::store::{StoreResult, unix_now};
 
 impl EmbeddedStore {
     /// Revokes every `(jti, expires_at)` of `items` for `tenant`, all in one
@@ -15,13 +16,22 @@ impl EmbeddedStore {
         tenant: &str,
         items: Vec<(String, u64)>,
     ) -> StoreResult<()> {
-        let tenant = tenant.to_owned();
-        self.write("revoke_bulk", move |txn| {
-            for (jti, expires_at) in &items {
-                revoke(txn, &key(&tenant, jti), *expires_at)?;
-            }
-            Ok(Commit(()))
-        })
-        .await
+        let keys: Vec<(String, u64)> = items
+            .into_iter()
+            .map(|(jti, expires_at)| (key(tenant, &jti), expires_at))
+            .collect();
+        let keys = self
+            .write("revoke_bulk", move |txn| {
+                for (k, expires_at) in &keys {
+                    revoke(txn, k, *expires_at)?;
+                }
+                Ok(Commit(keys))
+            })
+            .await?;
+        let now = unix_now();
+        for (k, expires_at) in &keys {
+            self.revoked.add(Revoked::Token, k, *expires_at, now);
+        }
+        Ok(())
     }
 }

@@ -39,6 +39,12 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 
 const SEP: char = '\u{1f}';
 
+/// redb's own page cache (its default is 1 GiB, which the resident set
+/// would grow into as the file grows). Verify reads nothing from the file
+/// (revocations and API keys are answered from memory); what does read it
+/// (logins, refreshes) finds the rest in the kernel's page cache.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Any redb failure, as text (redb's own error type is large).
 #[derive(Debug)]
 struct DbError(String);
@@ -201,7 +207,7 @@ fn create_owner_only(path: &Path) -> std::io::Result<()> {
 fn open_with_retry(path: &Path) -> Result<Database, redb::DatabaseError> {
     let mut tries = 0;
     loop {
-        match Database::create(path) {
+        match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100));

@@ -63,16 +63,15 @@ impl Revocations for EmbeddedStore {
         jti: &str,
         family: Option<&str>,
     ) -> StoreResult<TokenState> {
-        let token_key = key(tenant, jti);
-        let family_key = family.map(|f| key(tenant, f));
         // The happy path: nothing of it was ever revoked, no read needed.
         let now = unix_now();
-        let maybe_family = family_key
-            .as_ref()
-            .is_some_and(|k| self.revoked.maybe(Revoked::Family, k, now));
-        if !maybe_family && !self.revoked.maybe(Revoked::Token, &token_key, now) {
+        let maybe_family =
+            family.is_some_and(|f| self.revoked.maybe(Revoked::Family, tenant, f, now));
+        if !maybe_family && !self.revoked.maybe(Revoked::Token, tenant, jti, now) {
             return Ok(TokenState::Active);
         }
+        let token_key = key(tenant, jti);
+        let family_key = family.map(|f| key(tenant, f));
         self.read("token_state", move |txn| {
             let now = unix_now();
             if revoked(&txn.open_table(REVOKED)?, &token_key, now)? {

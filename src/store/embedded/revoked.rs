@@ -13,15 +13,18 @@
 //! Reads are lock-free ([`scc::HashIndex`]): workers verifying tokens never
 //! wait for each other or for a writer.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use redb::{ReadTransaction, ReadableTable};
 
 use super::sessions::FamilyRecord;
 use super::{DbError, FAMILIES, REVOKED, decode};
 
+/// [`SEP`] as the text it is in a store key.
+const SEP_STR: &str = "\u{1f}";
+
 /// What a digest stands for: a token id or a refresh family (session).
-#[derive(Debug, Clone, Copy, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Revoked {
     Token,
     Family,
@@ -58,8 +61,16 @@ impl View {
         Ok(view)
     }
 
-    fn digest_of(&self, kind: Revoked, key: &str) -> u64 {
-        self.digest.hash_one((kind, key))
+    /// The digest of the store key made of `parts` one after the other:
+    /// fed to the hasher piece by piece, so a key need not be built to be
+    /// looked up (`["t", SEP, "jti"]` and `["t\u{1f}jti"]` are one digest).
+    fn digest_of(&self, kind: Revoked, parts: &[&str]) -> u64 {
+        let mut hasher = self.digest.build_hasher();
+        hasher.write_u8(kind as u8);
+        for part in parts {
+            hasher.write(part.as_bytes());
+        }
+        hasher.finish()
     }
 
     /// Records that `key` is revoked until `end`; a later end wins.
@@ -67,7 +78,7 @@ impl View {
         if end < now {
             return;
         }
-        match self.ends.entry_sync(self.digest_of(kind, key)) {
+        match self.ends.entry_sync(self.digest_of(kind, &[key])) {
             scc::hash_index::Entry::Occupied(mut entry) => {
                 if *entry.get() < end {
                     entry.update(end);
@@ -79,11 +90,12 @@ impl View {
         }
     }
 
-    /// `false` proves `key` is not revoked at `now`; `true` means it may
-    /// be, and the file says.
-    pub(super) fn maybe(&self, kind: Revoked, key: &str, now: u64) -> bool {
+    /// `false` proves the id `id` of `tenant` is not revoked at `now`;
+    /// `true` means it may be, and the file says.
+    pub(super) fn maybe(&self, kind: Revoked, tenant: &str, id: &str, now: u64) -> bool {
+        let digest = self.digest_of(kind, &[tenant, SEP_STR, id]);
         self.ends
-            .peek_with(&self.digest_of(kind, key), |_, end| *end >= now)
+            .peek_with(&digest, |_, end| *end >= now)
             .unwrap_or(false)
     }
 
@@ -109,22 +121,28 @@ mod tests {
     }
 
     #[test]
+    fn the_separator_is_the_store_keys_own() {
+        assert_eq!(SEP_STR, super::super::SEP.to_string());
+    }
+
+    #[test]
     fn only_what_was_added_may_be_revoked_and_only_until_its_end() {
         let view = empty();
         view.add(Revoked::Token, "t\u{1f}a", 100, 50);
-        assert!(view.maybe(Revoked::Token, "t\u{1f}a", 100));
-        assert!(!view.maybe(Revoked::Token, "t\u{1f}a", 101));
-        assert!(!view.maybe(Revoked::Family, "t\u{1f}a", 60), "kinds differ");
-        assert!(!view.maybe(Revoked::Token, "u\u{1f}a", 60));
+        assert!(view.maybe(Revoked::Token, "t", "a", 100));
+        assert!(!view.maybe(Revoked::Token, "t", "a", 101));
+        assert!(!view.maybe(Revoked::Family, "t", "a", 60), "kinds differ");
+        assert!(!view.maybe(Revoked::Token, "u", "a", 60));
+        assert!(!view.maybe(Revoked::Token, "t\u{1f}", "a", 60));
     }
 
     #[test]
     fn a_later_end_wins_and_ended_entries_are_forgotten() {
         let view = empty();
-        view.add(Revoked::Family, "f", 100, 0);
-        view.add(Revoked::Family, "f", 200, 0);
-        view.add(Revoked::Family, "f", 150, 0);
-        assert!(view.maybe(Revoked::Family, "f", 200));
+        view.add(Revoked::Family, "t\u{1f}f", 100, 0);
+        view.add(Revoked::Family, "t\u{1f}f", 200, 0);
+        view.add(Revoked::Family, "t\u{1f}f", 150, 0);
+        assert!(view.maybe(Revoked::Family, "t", "f", 200));
         view.add(Revoked::Token, "old", 10, 0);
         view.add(Revoked::Token, "past", 5, 20);
         assert_eq!(view.len(), 2, "an end already past is not kept");
