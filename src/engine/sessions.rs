@@ -147,16 +147,14 @@ impl Engine {
             family: &family,
             refresh_exp: now.saturating_add(refresh_ttl.as_secs()),
         };
-        self.store
-            .family_start(&tenant.id, &family, &refresh_jti, session.refresh_exp)
-            .await?;
         // A subject holds at most `max_sessions`: the oldest beyond end now.
         let evicted = self
             .store
-            .sessions_add(
+            .session_start(
                 &tenant.id,
                 &identity.subject,
                 &family,
+                &refresh_jti,
                 session.refresh_exp,
                 tenant.max_sessions,
             )

@@ -190,6 +190,22 @@ pub trait Sessions {
         expires_at: u64,
         max: u32,
     ) -> StoreResult<Vec<(String, u64)>>;
+
+    /// [`Sessions::family_start`], then [`Sessions::sessions_add`] of that
+    /// family: what a login writes. A backend may do both in one step.
+    async fn session_start(
+        &self,
+        tenant: &str,
+        subject: &str,
+        family: &str,
+        jti: &str,
+        expires_at: u64,
+        max: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        self.family_start(tenant, family, jti, expires_at).await?;
+        self.sessions_add(tenant, subject, family, expires_at, max)
+            .await
+    }
 }
 
 /// API keys, one per subject, kept by hash.

@@ -141,7 +141,7 @@ async fn logins_verifications_and_lockouts_are_counted_by_tenant_route_and_outco
     let store = |operation| [("backend", "embedded"), ("operation", operation)];
     let count = "polyauth_store_operation_duration_seconds_count";
     // Verifying a token that was never revoked reads nothing from the store.
-    assert!(grew(count, &store("family_start")) >= 1.0);
+    assert!(grew(count, &store("session_start")) >= 1.0);
     assert!(grew(count, &store("lockout_reserve")) >= 3.0);
     assert!(grew(count, &store("lockout_settle")) >= 2.0);
 }

@@ -54,6 +54,12 @@ macro_rules! store_suite {
             }
 
             #[tokio::test]
+            async fn a_session_start_is_a_family_and_a_counted_session() {
+                let (store, _guard) = $make;
+                super::a_session_start_is_a_family_and_a_counted_session(store).await;
+            }
+
+            #[tokio::test]
             async fn api_keys_rotate_per_subject() {
                 let (store, _guard) = $make;
                 super::api_keys_rotate_per_subject(store).await;
@@ -468,6 +474,35 @@ async fn an_attempt_counts_on_all_its_counters_or_none(store: Arc<dyn Store>) {
         fail(&store, &["acct:b", "ip:2"], &policy).await;
     }
     reserve(&store, &["acct:b", "ip:2"], &policy).await;
+}
+
+async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>) {
+    let now = unix_now();
+    for (family, jti) in [("f1", "j1"), ("f2", "j2")] {
+        let evicted = store
+            .session_start("t", "carol", family, jti, now + 600, 2)
+            .await
+            .unwrap();
+        assert!(evicted.is_empty(), "{family}: {evicted:?}");
+    }
+    assert_eq!(
+        store.family_current("t", "f1").await.unwrap().as_deref(),
+        Some("j1")
+    );
+    assert_eq!(
+        store.family_use("t", "f2", "j2", Some("j3")).await.unwrap(),
+        FamilyUse::Current
+    );
+    let evicted = store
+        .session_start("t", "carol", "f3", "k1", now + 900, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        evicted,
+        [("f1".to_owned(), now + 600)],
+        "counted like sessions_add"
+    );
+    assert_eq!(store.family_end("t", "f3").await.unwrap(), Some(now + 900));
 }
 
 async fn sessions_beyond_the_cap_are_handed_back_oldest_first(store: Arc<dyn Store>) {

@@ -1,13 +1,15 @@
-//! Lockout counters of login attempts: failures within a window, a lock,
-//! and the attempts in flight holding their places.
+//! Lockout counters of login attempts: failures within a window and a lock
+//! in the file; the attempts in flight holding their places, in memory.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::End::{Abort, Commit};
-use super::{EmbeddedStore, LOCKOUT, get_json, index_expiry, key, put_json};
+use super::{EmbeddedStore, LOCKOUT, get_json, index_expiry, key, put_json, read, write};
 use crate::store::{
     Attempt, Lockout, LockoutPolicy, Reservation, Settle, StoreResult, unix_now_ms,
 };
@@ -18,8 +20,9 @@ pub(super) struct LockoutRecord {
     attempts: u32,
     window_ends_ms: u64,
     locked_until_ms: u64,
-    /// Attempts in flight: reservation id and the end of its hold.
-    #[serde(default)]
+    /// Attempts in flight, as earlier versions wrote them (holds are kept
+    /// in memory now): still honoured until their holds end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     in_flight: Vec<(String, u64)>,
 }
 
@@ -47,6 +50,36 @@ impl LockoutRecord {
     }
 }
 
+/// The attempts in flight, by counter key: reservation id and the end of
+/// its hold. One process has the file, so a hold lives only as long as the
+/// process that took it: it is kept here, not written (a login's reserve
+/// and its settle cost no commit unless a failure is counted or cleared).
+/// The lock also makes each check-and-hold atomic with every settle.
+#[derive(Default)]
+pub(super) struct InFlight(std::sync::Mutex<HashMap<String, Vec<(String, u64)>>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, u64)>>> {
+        // Holds are individually true; a panic leaves nothing half-made.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The holds on `k` still running at `now`.
+fn holds(in_flight: &mut HashMap<String, Vec<(String, u64)>>, k: &str, now: u64) -> usize {
+    match in_flight.get_mut(k) {
+        Some(held) => {
+            held.retain(|(_, until)| *until > now);
+            let n = held.len();
+            if n == 0 {
+                in_flight.remove(k);
+            }
+            n
+        }
+        None => 0,
+    }
+}
+
 #[async_trait]
 impl Lockout for EmbeddedStore {
     async fn lockout_reserve(
@@ -58,53 +91,56 @@ impl Lockout for EmbeddedStore {
         let keys: Vec<String> = counters.iter().map(|c| key(tenant, c)).collect();
         let policy = *policy;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        // One write transaction at a time: every counter is checked and
-        // held in one atomic step.
-        self.write("lockout_reserve", move |txn| {
+        let in_flight = Arc::clone(&self.in_flight);
+        self.run("lockout_reserve", move |db| {
+            // Every counter is checked and held in one atomic step.
+            let mut in_flight = in_flight.lock();
             let now = unix_now_ms();
-            let mut records = Vec::with_capacity(keys.len());
-            for k in &keys {
-                let record: Option<LockoutRecord> = get_json(&txn.open_table(LOCKOUT)?, k)?;
-                records.push(record.unwrap_or_default().at(now));
-            }
+            let records: Vec<LockoutRecord> = read(db, |txn| {
+                let table = txn.open_table(LOCKOUT)?;
+                keys.iter()
+                    .map(|k| {
+                        let record: Option<LockoutRecord> = get_json(&table, k)?;
+                        Ok(record.unwrap_or_default().at(now))
+                    })
+                    .collect()
+            })?;
             let wait_ms = records
                 .iter()
                 .map(|r| r.locked_until_ms.saturating_sub(now))
                 .max()
                 .unwrap_or(0);
             if wait_ms > 0 {
-                return Ok(Abort(Attempt::Locked {
+                return Ok(Attempt::Locked {
                     retry_after: Duration::from_millis(wait_ms),
-                }));
+                });
             }
-            let outcome = if records.iter().any(|r| r.attempts >= policy.max_failures) {
+            if records.iter().any(|r| r.attempts >= policy.max_failures) {
                 // Only a limit lowered since the failures were counted gets here.
-                for record in records
-                    .iter_mut()
-                    .filter(|r| r.attempts >= policy.max_failures)
-                {
-                    record.lock(now, &policy);
-                }
-                Attempt::Locked {
-                    retry_after: policy.lock_for,
-                }
-            } else if records
-                .iter()
-                .any(|r| r.attempts as usize + r.in_flight.len() >= policy.max_failures as usize)
-            {
-                return Ok(Abort(Attempt::Busy));
-            } else {
-                let until = now + policy.hold.as_millis() as u64;
-                for record in &mut records {
-                    record.in_flight.push((id.clone(), until));
-                }
-                Attempt::Allowed(Reservation(id))
-            };
-            for (k, record) in keys.iter().zip(&records) {
-                put_json(txn, LOCKOUT, k, record)?;
-                index_expiry(txn, "lockout", k, record.ends_at())?;
+                return write(db, |txn| {
+                    for (k, mut record) in keys.iter().zip(records) {
+                        if record.attempts >= policy.max_failures {
+                            record.lock(now, &policy);
+                            put_json(txn, LOCKOUT, k, &record)?;
+                            index_expiry(txn, "lockout", k, record.ends_at())?;
+                        }
+                    }
+                    Ok(Commit(Attempt::Locked {
+                        retry_after: policy.lock_for,
+                    }))
+                });
             }
-            Ok(Commit(outcome))
+            let full = keys.iter().zip(&records).any(|(k, r)| {
+                r.attempts as usize + holds(&mut in_flight, k, now) >= policy.max_failures as usize
+            });
+            if full {
+                return Ok(Attempt::Busy);
+            }
+            let until = now + policy.hold.as_millis() as u64;
+            for k in keys {
+                in_flight.entry(k).or_default().push((id.clone(), until));
+            }
+            Ok(Attempt::Allowed(Reservation(id)))
         })
         .await
     }
@@ -125,33 +161,129 @@ impl Lockout for EmbeddedStore {
         let keys: Vec<String> = counters.iter().map(|c| key(tenant, c)).collect();
         let policy = *policy;
         let id = reservation.0.clone();
-        self.write("lockout_settle", move |txn| {
+        let in_flight = Arc::clone(&self.in_flight);
+        self.run("lockout_settle", move |db| {
+            let mut in_flight = in_flight.lock();
             let now = unix_now_ms();
-            for (k, clear) in keys.iter().zip(clear) {
-                let record: Option<LockoutRecord> = get_json(&txn.open_table(LOCKOUT)?, k)?;
-                let mut record = match record {
-                    Some(record) => record.at(now),
-                    // Nothing to give back and nothing to clear.
-                    None if !failed => continue,
-                    None => LockoutRecord::default(),
-                };
-                record.in_flight.retain(|(held, _)| *held != id);
-                if failed {
-                    if record.window_ends_ms <= now {
-                        record.window_ends_ms = now + policy.window.as_millis() as u64;
+            // The hold ends whatever happens next: a failed write below
+            // fails the login closed, it does not keep the place taken.
+            for k in &keys {
+                if let Some(held) = in_flight.get_mut(k) {
+                    held.retain(|(holder, _)| *holder != id);
+                    if held.is_empty() {
+                        in_flight.remove(k);
                     }
-                    record.attempts += 1;
-                    if record.attempts >= policy.max_failures {
-                        record.lock(now, &policy);
-                    }
-                } else if clear {
-                    record.attempts = 0;
                 }
-                put_json(txn, LOCKOUT, k, &record)?;
-                index_expiry(txn, "lockout", k, record.ends_at())?;
             }
-            Ok(Commit(()))
+            if !failed && !clear.contains(&true) {
+                return Ok(());
+            }
+            write(db, |txn| {
+                let mut changed = false;
+                for (k, clear) in keys.iter().zip(clear) {
+                    let record: Option<LockoutRecord> = get_json(&txn.open_table(LOCKOUT)?, k)?;
+                    let mut record = match record {
+                        Some(record) => record.at(now),
+                        // Nothing to clear.
+                        None if !failed => continue,
+                        None => LockoutRecord::default(),
+                    };
+                    if failed {
+                        if record.window_ends_ms <= now {
+                            record.window_ends_ms = now + policy.window.as_millis() as u64;
+                        }
+                        record.attempts += 1;
+                        if record.attempts >= policy.max_failures {
+                            record.lock(now, &policy);
+                        }
+                    } else if clear && record.attempts > 0 {
+                        record.attempts = 0;
+                    } else {
+                        continue;
+                    }
+                    put_json(txn, LOCKOUT, k, &record)?;
+                    index_expiry(txn, "lockout", k, record.ends_at())?;
+                    changed = true;
+                }
+                Ok(if changed { Commit(()) } else { Abort(()) })
+            })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+            lock_for: Duration::from_secs(60),
+            hold: Duration::from_secs(10),
+        }
+    }
+
+    fn rows(store: &EmbeddedStore) -> u64 {
+        let txn = store.db.begin_read().unwrap();
+        txn.open_table(LOCKOUT).unwrap().len().unwrap()
+    }
+
+    async fn reserve(store: &EmbeddedStore) -> Attempt {
+        store
+            .lockout_reserve("t", &["acct"], &policy())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_login_that_passes_writes_nothing_and_failures_outlive_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            let Attempt::Allowed(held) = reserve(&store).await else {
+                panic!("nothing stands in the way");
+            };
+            let passed = Settle::Passed { clear: &["acct"] };
+            store
+                .lockout_settle("t", &["acct"], &held, passed, &policy())
+                .await
+                .unwrap();
+            assert_eq!(rows(&store), 0, "a hold is not written");
+            for _ in 0..2 {
+                let Attempt::Allowed(held) = reserve(&store).await else {
+                    panic!("not locked yet");
+                };
+                store
+                    .lockout_settle("t", &["acct"], &held, Settle::Failed, &policy())
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert!(matches!(reserve(&store).await, Attempt::Locked { .. }));
+    }
+
+    #[tokio::test]
+    async fn holds_in_flight_count_against_the_limit_until_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let Attempt::Allowed(first) = reserve(&store).await else {
+            panic!("free");
+        };
+        let Attempt::Allowed(_second) = reserve(&store).await else {
+            panic!("one place left");
+        };
+        assert_eq!(reserve(&store).await, Attempt::Busy);
+        let passed = Settle::Passed { clear: &[] };
+        store
+            .lockout_settle("t", &["acct"], &first, passed, &policy())
+            .await
+            .unwrap();
+        assert!(matches!(reserve(&store).await, Attempt::Allowed(_)));
     }
 }

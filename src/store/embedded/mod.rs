@@ -79,6 +79,8 @@ pub struct EmbeddedStore {
     /// [`api_keys`]).
     instance: u64,
     api_key_writes: std::sync::atomic::AtomicU64,
+    /// Login attempts in flight (see [`lockout`]).
+    in_flight: Arc<lockout::InFlight>,
     /// Bumped by each rotation. One process has the file, so no other
     /// process can rotate: this one's own rotations are all there is to hear.
     key_changes: tokio::sync::watch::Sender<u64>,
@@ -127,6 +129,7 @@ impl EmbeddedStore {
             revoked,
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             api_key_writes: std::sync::atomic::AtomicU64::new(0),
+            in_flight: Arc::default(),
             key_changes: tokio::sync::watch::Sender::new(0),
         })
     }

@@ -165,29 +165,66 @@ impl Sessions for EmbeddedStore {
         let k = key(tenant, subject);
         let family = family.to_owned();
         self.write("sessions_add", move |txn| {
-            let now = unix_now();
-            let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, &k)?;
-            let indexed = stored.as_ref().map(SessionsOf::ends_at);
-            let mut sessions = stored.unwrap_or_default();
-            sessions.0.retain(|(_, _, end)| *end >= now);
-            sessions.0.push((unix_now_ms(), family, expires_at));
-            let over = sessions.0.len().saturating_sub(max as usize);
-            let evicted = sessions
-                .0
-                .drain(..over)
-                .map(|(_, family, end)| (family, end))
-                .collect();
-            put_json(txn, SESSIONS_OF, &k, &sessions)?;
-            // One index entry per subject, not one per login.
-            if let Some(at) = indexed.filter(|at| *at != sessions.ends_at()) {
-                let entry = format!("sessions_of{SEP}{k}");
-                txn.open_table(EXPIRY)?.remove((at, entry.as_str()))?;
-            }
-            index_expiry(txn, "sessions_of", &k, sessions.ends_at())?;
-            Ok(Commit(evicted))
+            add_session(txn, &k, family, expires_at, max).map(Commit)
         })
         .await
     }
+
+    /// Both in one write transaction: one commit per login, not two.
+    async fn session_start(
+        &self,
+        tenant: &str,
+        subject: &str,
+        family: &str,
+        jti: &str,
+        expires_at: u64,
+        max: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let family_k = key(tenant, family);
+        let subject_k = key(tenant, subject);
+        let family = family.to_owned();
+        let record = FamilyRecord {
+            current: jti.to_owned(),
+            revoked: false,
+            expires_at,
+        };
+        self.write("session_start", move |txn| {
+            write_family(txn, &family_k, &record)?;
+            add_session(txn, &subject_k, family, expires_at, max).map(Commit)
+        })
+        .await
+    }
+}
+
+/// Adds `family` to the sessions of subject key `k` and takes the oldest
+/// beyond `max` out, answering them with their ends.
+fn add_session(
+    txn: &WriteTransaction,
+    k: &str,
+    family: String,
+    expires_at: u64,
+    max: u32,
+) -> Result<Vec<(String, u64)>, DbError> {
+    let now = unix_now();
+    let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, k)?;
+    let indexed = stored.as_ref().map(SessionsOf::ends_at);
+    let mut sessions = stored.unwrap_or_default();
+    sessions.0.retain(|(_, _, end)| *end >= now);
+    sessions.0.push((unix_now_ms(), family, expires_at));
+    let over = sessions.0.len().saturating_sub(max as usize);
+    let evicted = sessions
+        .0
+        .drain(..over)
+        .map(|(_, family, end)| (family, end))
+        .collect();
+    put_json(txn, SESSIONS_OF, k, &sessions)?;
+    // One index entry per subject, not one per login.
+    if let Some(at) = indexed.filter(|at| *at != sessions.ends_at()) {
+        let entry = format!("sessions_of{SEP}{k}");
+        txn.open_table(EXPIRY)?.remove((at, entry.as_str()))?;
+    }
+    index_expiry(txn, "sessions_of", k, sessions.ends_at())?;
+    Ok(evicted)
 }
 
 #[cfg(test)]
