@@ -944,11 +944,11 @@ def scenario_nginx(section: Section) -> None:
                                                headers=token),
             })
     section.rows += [
-        ratio_row("nginx `auth_request` → polyauth verify, as `examples/proxy/nginx.conf` "
-                  "(new upstream connection per check)", best["forward-auth"],
+        ratio_row("nginx `auth_request` → polyauth verify over a keep-alive upstream pool, "
+                  "as `examples/proxy/nginx.conf`", best["forward-auth, keepalive"],
                   best["nginx alone"], 0.50),
-        ratio_row("the same with a keep-alive upstream pool (`keepalive 64`)",
-                  best["forward-auth, keepalive"], best["nginx alone"], 0.50),
+        ratio_row("the same with a new upstream connection per check (no `keepalive`)",
+                  best["forward-auth"], best["nginx alone"], None),
         ratio_row("bound: polyauth verify asked directly by wrk (no nginx), the whole machine "
                   "to itself", best["verify, asked directly"], best["nginx alone"], None),
         p99_row("forward-auth: p99", best["forward-auth"], best["nginx alone"], None,

@@ -8,12 +8,13 @@
 //! One process has the file, so its writes are all the writes there are.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 
 use super::End::Commit;
-use super::{API_KEY_OF_SUBJECT, API_KEYS, EmbeddedStore, SEP, get_json, key};
+use super::{API_KEY_OF_SUBJECT, API_KEYS, EmbeddedStore, SEP, get_json, key, write};
 use crate::store::{ApiKeyRecord, ApiKeys, StoreError, StoreResult};
 
 #[async_trait]
@@ -27,8 +28,15 @@ impl ApiKeys for EmbeddedStore {
         let key_k = key(tenant, key_hash);
         let subject_k = key(tenant, &record.subject);
         let bytes = serde_json::to_vec(record).map_err(StoreError::new)?;
-        let rotated = self
-            .write("api_key_rotate", move |txn| {
+        let writes = Arc::clone(&self.api_key_writes);
+        self.run("api_key_rotate", move |db| {
+            // Before: an answer read from here on is stamped with a count
+            // that the bump after the commit makes stale. After: answers
+            // read before the commit, stamped with the first bump, too.
+            // Both in the commit's own blocking task, which runs to the end
+            // even if the caller goes away.
+            writes.fetch_add(1, Ordering::SeqCst);
+            let rotated = write(db, |txn| {
                 let mut of_subject = txn.open_table(API_KEY_OF_SUBJECT)?;
                 let mut keys = txn.open_table(API_KEYS)?;
                 let previous = of_subject
@@ -39,11 +47,11 @@ impl ApiKeys for EmbeddedStore {
                 }
                 keys.insert(key_k.as_str(), bytes.as_slice())?;
                 Ok(Commit(()))
-            })
-            .await;
-        // Also after a failure: the commit may have happened.
-        self.api_key_writes.fetch_add(1, Ordering::SeqCst);
-        rotated
+            });
+            writes.fetch_add(1, Ordering::SeqCst);
+            rotated
+        })
+        .await
     }
 
     async fn api_key_get(&self, tenant: &str, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {

@@ -3,9 +3,10 @@
 
 use super::End::Commit;
 use super::revocations::revoke;
-use super::revoked::Revoked;
 use super::{EmbeddedStore, key};
-use crate::store::{StoreResult, unix_now};
+use std::sync::Arc;
+
+use crate::store::StoreResult;
 
 impl EmbeddedStore {
     /// Revokes every `(jti, expires_at)` of `items` for `tenant`, all in one
@@ -16,22 +17,14 @@ impl EmbeddedStore {
         tenant: &str,
         items: Vec<(String, u64)>,
     ) -> StoreResult<()> {
-        let keys: Vec<(String, u64)> = items
-            .into_iter()
-            .map(|(jti, expires_at)| (key(tenant, &jti), expires_at))
-            .collect();
-        let keys = self
-            .write("revoke_bulk", move |txn| {
-                for (k, expires_at) in &keys {
-                    revoke(txn, k, *expires_at)?;
-                }
-                Ok(Commit(keys))
-            })
-            .await?;
-        let now = unix_now();
-        for (k, expires_at) in &keys {
-            self.revoked.add(Revoked::Token, k, *expires_at, now);
-        }
-        Ok(())
+        let tenant = tenant.to_owned();
+        let view = Arc::clone(&self.revoked);
+        self.write("revoke_bulk", move |txn| {
+            for (jti, expires_at) in &items {
+                revoke(txn, &view, &key(&tenant, jti), *expires_at)?;
+            }
+            Ok(Commit(()))
+        })
+        .await
     }
 }

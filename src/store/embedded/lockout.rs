@@ -59,6 +59,15 @@ impl LockoutRecord {
 pub(super) struct InFlight(std::sync::Mutex<HashMap<String, Vec<(String, u64)>>>);
 
 impl InFlight {
+    /// Forgets holds that ended (the sweeper's round): a hold whose login
+    /// went away before settling ends with its `hold`, not later.
+    pub(super) fn forget_ended(&self, now_ms: u64) {
+        self.lock().retain(|_, held| {
+            held.retain(|(_, until)| *until > now_ms);
+            !held.is_empty()
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, u64)>>> {
         // Holds are individually true; a panic leaves nothing half-made.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,7 +140,8 @@ impl Lockout for EmbeddedStore {
                 });
             }
             let full = keys.iter().zip(&records).any(|(k, r)| {
-                r.attempts as usize + holds(&mut in_flight, k, now) >= policy.max_failures as usize
+                let held = r.in_flight.len() + holds(&mut in_flight, k, now);
+                r.attempts as usize + held >= policy.max_failures as usize
             });
             if full {
                 return Ok(Attempt::Busy);

@@ -78,7 +78,7 @@ pub struct EmbeddedStore {
     /// has made: what a remembered API key is checked against (see
     /// [`api_keys`]).
     instance: u64,
-    api_key_writes: std::sync::atomic::AtomicU64,
+    api_key_writes: Arc<std::sync::atomic::AtomicU64>,
     /// Login attempts in flight (see [`lockout`]).
     in_flight: Arc<lockout::InFlight>,
     /// Bumped by each rotation. One process has the file, so no other
@@ -122,14 +122,19 @@ impl EmbeddedStore {
             .map_err(|e| anyhow::anyhow!("cannot read the revocations: {}", e.0))?;
         tracing::debug!(entries = revoked.len(), "live revocations loaded");
         let (db, revoked) = (Arc::new(db), Arc::new(revoked));
-        sweep::spawn_sweeper(Arc::downgrade(&db), Arc::downgrade(&revoked));
+        let in_flight = Arc::new(lockout::InFlight::default());
+        sweep::spawn_sweeper(
+            Arc::downgrade(&db),
+            Arc::downgrade(&revoked),
+            Arc::downgrade(&in_flight),
+        );
         static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Self {
             db,
             revoked,
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            api_key_writes: std::sync::atomic::AtomicU64::new(0),
-            in_flight: Arc::default(),
+            api_key_writes: Arc::default(),
+            in_flight,
             key_changes: tokio::sync::watch::Sender::new(0),
         })
     }

@@ -1,10 +1,12 @@
 //! Revoked token ids, each kept until the token would have expired.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::End::{Abort, Commit};
-use super::revoked::Revoked;
+use super::revoked::{Revoked, View};
 use super::sessions::FamilyRecord;
 use super::{DbError, EmbeddedStore, FAMILIES, REVOKED, get_json, index_expiry, key};
 use crate::store::{Revocations, StoreResult, TokenState, unix_now};
@@ -18,7 +20,17 @@ fn revoked(
     Ok(table.get(k)?.is_some_and(|exp| exp.value() >= now))
 }
 
-pub(super) fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result<(), DbError> {
+/// Revokes token key `k` until `expires_at`. The view learns of it first,
+/// in the same blocking task as the commit: a caller that goes away while
+/// the commit runs cannot leave the file revoked and the view not. Should
+/// the commit fail, the view holds a "maybe" the file answers.
+pub(super) fn revoke(
+    txn: &WriteTransaction,
+    view: &View,
+    k: &str,
+    expires_at: u64,
+) -> Result<(), DbError> {
+    view.add(Revoked::Token, k, expires_at, unix_now());
     txn.open_table(REVOKED)?.insert(k, expires_at)?;
     index_expiry(txn, "revoked", k, expires_at)
 }
@@ -27,12 +39,11 @@ pub(super) fn revoke(txn: &WriteTransaction, k: &str, expires_at: u64) -> Result
 impl Revocations for EmbeddedStore {
     async fn revoke_token(&self, tenant: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, jti);
-        let committed = k.clone();
-        self.write("revoke", move |txn| revoke(txn, &k, expires_at).map(Commit))
-            .await?;
-        self.revoked
-            .add(Revoked::Token, &committed, expires_at, unix_now());
-        Ok(())
+        let view = Arc::clone(&self.revoked);
+        self.write("revoke", move |txn| {
+            revoke(txn, &view, &k, expires_at).map(Commit)
+        })
+        .await
     }
 
     async fn revoke_token_once(
@@ -42,19 +53,15 @@ impl Revocations for EmbeddedStore {
         expires_at: u64,
     ) -> StoreResult<bool> {
         let k = key(tenant, jti);
-        let committed = k.clone();
-        let first = self
-            .write("revoke", move |txn| {
-                if revoked(&txn.open_table(REVOKED)?, &k, unix_now())? {
-                    return Ok(Abort(false));
-                }
-                revoke(txn, &k, expires_at)?;
-                Ok(Commit(true))
-            })
-            .await?;
-        self.revoked
-            .add(Revoked::Token, &committed, expires_at, unix_now());
-        Ok(first)
+        let view = Arc::clone(&self.revoked);
+        self.write("revoke", move |txn| {
+            if revoked(&txn.open_table(REVOKED)?, &k, unix_now())? {
+                return Ok(Abort(false));
+            }
+            revoke(txn, &view, &k, expires_at)?;
+            Ok(Commit(true))
+        })
+        .await
     }
 
     async fn token_state(
@@ -139,5 +146,27 @@ mod tests {
             store.token_state("t", "a1", Some("f")).await.unwrap(),
             TokenState::Revoked
         );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_whose_caller_left_mid_commit_is_still_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let later = unix_now() + 600;
+        let jtis: Vec<String> = (0..20).map(|n| format!("left-{n}")).collect();
+        for jti in &jtis {
+            // Dropped while its commit (with fsyncs) runs, as a handler is
+            // when its client closes the connection.
+            let revoke = store.revoke_token("t", jti, later);
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(50), revoke).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for jti in &jtis {
+            assert_eq!(
+                store.token_state("t", jti, None).await.unwrap(),
+                TokenState::Revoked,
+                "{jti}"
+            );
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Refresh families: one current token each, revoked as a whole.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
 use super::End::{Abort, Commit};
-use super::revoked::Revoked;
+use super::revoked::{Revoked, View};
 use super::{
     DbError, EXPIRY, EmbeddedStore, FAMILIES, SEP, SESSIONS_OF, get_json, index_expiry, key,
     put_json, read, write,
@@ -36,7 +38,17 @@ impl SessionsOf {
     }
 }
 
-fn write_family(txn: &WriteTransaction, k: &str, record: &FamilyRecord) -> Result<(), DbError> {
+/// Writes the family record at `k`; a revoked one enters the view first,
+/// in the commit's own blocking task (see `revocations::revoke`).
+fn write_family(
+    txn: &WriteTransaction,
+    view: &View,
+    k: &str,
+    record: &FamilyRecord,
+) -> Result<(), DbError> {
+    if record.revoked {
+        view.add(Revoked::Family, k, record.expires_at, unix_now());
+    }
     put_json(txn, FAMILIES, k, record)?;
     index_expiry(txn, "families", k, record.expires_at)
 }
@@ -56,8 +68,9 @@ impl Sessions for EmbeddedStore {
             revoked: false,
             expires_at,
         };
+        let view = Arc::clone(&self.revoked);
         self.write("family_start", move |txn| {
-            write_family(txn, &k, &record).map(Commit)
+            write_family(txn, &view, &k, &record).map(Commit)
         })
         .await
     }
@@ -70,48 +83,41 @@ impl Sessions for EmbeddedStore {
         next: Option<&str>,
     ) -> StoreResult<FamilyUse> {
         let k = key(tenant, family);
-        let committed = k.clone();
+        let view = Arc::clone(&self.revoked);
         let jti = jti.to_owned();
         let next = next.map(str::to_owned);
-        // The outcome, and the end of the family when this use revoked it.
-        let (outcome, revoked_until) = self
-            .run("family_use", move |db| {
-                if next.is_none() {
-                    // Presenting the current token without rotating changes nothing:
-                    // answer from a read, and write only to mark a reuse.
-                    let record: Option<FamilyRecord> =
-                        read(db, |txn| get_json(&txn.open_table(FAMILIES)?, &k))?;
-                    match record.filter(FamilyRecord::live) {
-                        None => return Ok((FamilyUse::Dead, None)),
-                        Some(r) if r.current == jti => return Ok((FamilyUse::Current, None)),
-                        Some(_) => {}
-                    }
+        self.run("family_use", move |db| {
+            if next.is_none() {
+                // Presenting the current token without rotating changes nothing:
+                // answer from a read, and write only to mark a reuse.
+                let record: Option<FamilyRecord> =
+                    read(db, |txn| get_json(&txn.open_table(FAMILIES)?, &k))?;
+                match record.filter(FamilyRecord::live) {
+                    None => return Ok(FamilyUse::Dead),
+                    Some(r) if r.current == jti => return Ok(FamilyUse::Current),
+                    Some(_) => {}
                 }
-                // One write transaction at a time: the check and the rotation are atomic.
-                write(db, |txn| {
-                    let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
-                    let Some(mut record) = record.filter(FamilyRecord::live) else {
-                        return Ok(Abort((FamilyUse::Dead, None)));
-                    };
-                    let outcome = if record.current != jti {
-                        record.revoked = true;
-                        (FamilyUse::Reused, Some(record.expires_at))
-                    } else if let Some(next) = next {
-                        record.current = next;
-                        (FamilyUse::Current, None)
-                    } else {
-                        return Ok(Abort((FamilyUse::Current, None)));
-                    };
-                    write_family(txn, &k, &record)?;
-                    Ok(Commit(outcome))
-                })
+            }
+            // One write transaction at a time: the check and the rotation are atomic.
+            write(db, |txn| {
+                let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+                let Some(mut record) = record.filter(FamilyRecord::live) else {
+                    return Ok(Abort(FamilyUse::Dead));
+                };
+                let outcome = if record.current != jti {
+                    record.revoked = true;
+                    FamilyUse::Reused
+                } else if let Some(next) = next {
+                    record.current = next;
+                    FamilyUse::Current
+                } else {
+                    return Ok(Abort(FamilyUse::Current));
+                };
+                write_family(txn, &view, &k, &record)?;
+                Ok(Commit(outcome))
             })
-            .await?;
-        if let Some(until) = revoked_until {
-            self.revoked
-                .add(Revoked::Family, &committed, until, unix_now());
-        }
-        Ok(outcome)
+        })
+        .await
     }
 
     async fn family_end(&self, tenant: &str, family: &str) -> StoreResult<Option<u64>> {
@@ -134,24 +140,20 @@ impl Sessions for EmbeddedStore {
 
     async fn family_revoke(&self, tenant: &str, family: &str, expires_at: u64) -> StoreResult<()> {
         let k = key(tenant, family);
-        let committed = k.clone();
-        let until = self
-            .write("family_revoke", move |txn| {
-                let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
-                let mut record = record.unwrap_or(FamilyRecord {
-                    current: String::new(),
-                    revoked: true,
-                    expires_at,
-                });
-                record.revoked = true;
-                record.expires_at = record.expires_at.max(expires_at);
-                write_family(txn, &k, &record)?;
-                Ok(Commit(record.expires_at))
-            })
-            .await?;
-        self.revoked
-            .add(Revoked::Family, &committed, until, unix_now());
-        Ok(())
+        let view = Arc::clone(&self.revoked);
+        self.write("family_revoke", move |txn| {
+            let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
+            let mut record = record.unwrap_or(FamilyRecord {
+                current: String::new(),
+                revoked: true,
+                expires_at,
+            });
+            record.revoked = true;
+            record.expires_at = record.expires_at.max(expires_at);
+            write_family(txn, &view, &k, &record)?;
+            Ok(Commit(()))
+        })
+        .await
     }
 
     async fn sessions_add(
@@ -188,8 +190,9 @@ impl Sessions for EmbeddedStore {
             revoked: false,
             expires_at,
         };
+        let view = Arc::clone(&self.revoked);
         self.write("session_start", move |txn| {
-            write_family(txn, &family_k, &record)?;
+            write_family(txn, &view, &family_k, &record)?;
             add_session(txn, &subject_k, family, expires_at, max).map(Commit)
         })
         .await

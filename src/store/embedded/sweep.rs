@@ -6,6 +6,7 @@ use std::time::Duration;
 use redb::{Database, ReadableTable};
 
 use super::End::{Abort, Commit};
+use super::lockout::InFlight;
 use super::lockout::LockoutRecord;
 use super::revoked::View;
 use super::sessions::{FamilyRecord, SessionsOf};
@@ -26,7 +27,7 @@ fn readable<T>(record: Result<T, DbError>, entry: &str) -> Option<T> {
         .ok()
 }
 
-pub(super) fn spawn_sweeper(db: Weak<Database>, revoked: Weak<View>) {
+pub(super) fn spawn_sweeper(db: Weak<Database>, revoked: Weak<View>, in_flight: Weak<InFlight>) {
     let spawned = std::thread::Builder::new()
         .name("polyauth-store-sweeper".into())
         .spawn(move || {
@@ -40,6 +41,9 @@ pub(super) fn spawn_sweeper(db: Weak<Database>, revoked: Weak<View>) {
                     tracing::warn!(error = %error.0, "embedded store sweep failed");
                 }
                 revoked.forget_ended(now);
+                if let Some(in_flight) = in_flight.upgrade() {
+                    in_flight.forget_ended(crate::store::unix_now_ms());
+                }
             }
         });
     if let Err(error) = spawned {
@@ -159,7 +163,7 @@ mod tests {
         let now = unix_now();
         write(&store.db, |txn| {
             for n in 0..DUE {
-                revocations::revoke(txn, &format!("t{SEP}old-{n}"), now - 10)?;
+                revocations::revoke(txn, &store.revoked, &format!("t{SEP}old-{n}"), now - 10)?;
             }
             Ok(Commit(()))
         })

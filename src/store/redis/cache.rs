@@ -284,9 +284,11 @@ impl Cache {
                     self.dead_families.count.store(left, Ordering::Relaxed);
                     if self.dead_families.full() {
                         // Forgetting a dead family is only safe if its
-                        // tokens are forgotten as live too.
-                        self.dead_families.clear();
+                        // tokens are forgotten as live too, and first: a
+                        // reader between the two must not find a token
+                        // live and its family no longer dead.
                         self.live_tokens.clear();
+                        self.dead_families.clear();
                     }
                 }
                 let until = self.dead_families.get(&k).map_or(until, |u| u.max(until));
