@@ -155,15 +155,21 @@ impl TenantMeters {
     }
 }
 
+/// The status class labels, by [`class_index`].
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Where `status`'s class stands in [`STATUS_CLASSES`] (anything not 1xx
+/// to 4xx counts as 5xx).
+fn class_index(status: u16) -> usize {
+    match status / 100 {
+        class @ 1..=4 => usize::from(class) - 1,
+        _ => 4,
+    }
+}
+
 /// The status class label of an HTTP status code.
 pub fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
+    STATUS_CLASSES[class_index(status)]
 }
 
 /// One thread's handles of the request counter: tenant, then route, then
@@ -179,14 +185,7 @@ thread_local! {
 /// no tenant matched).
 pub fn request(tenant: Option<&str>, route: &str, status: u16) {
     let tenant = tenant.unwrap_or("");
-    let class = status_class(status);
-    let slot = match class {
-        "1xx" => 0,
-        "2xx" => 1,
-        "3xx" => 2,
-        "4xx" => 3,
-        _ => 4,
-    };
+    let slot = class_index(status);
     REQUEST_COUNTERS.with_borrow_mut(|counters| {
         if let Some(counter) = counters
             .get(tenant)
@@ -200,7 +199,7 @@ pub fn request(tenant: Option<&str>, route: &str, status: u16) {
             HTTP_REQUESTS,
             "tenant" => tenant.to_owned(),
             "route" => route.to_owned(),
-            "status" => class
+            "status" => STATUS_CLASSES[slot]
         );
         counter.increment(1);
         let classes = counters

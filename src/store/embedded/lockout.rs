@@ -56,7 +56,10 @@ impl LockoutRecord {
 /// and its settle cost no commit unless a failure is counted or cleared).
 /// The lock also makes each check-and-hold atomic with every settle.
 #[derive(Default)]
-pub(super) struct InFlight(std::sync::Mutex<HashMap<String, Vec<(String, u64)>>>);
+pub(super) struct InFlight(std::sync::Mutex<Holds>);
+
+/// Counter key → (reservation id, end of its hold) of each attempt in flight.
+type Holds = HashMap<String, Vec<(String, u64)>>;
 
 impl InFlight {
     /// Forgets holds that ended (the sweeper's round): a hold whose login
@@ -68,25 +71,29 @@ impl InFlight {
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, u64)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Holds> {
         // Holds are individually true; a panic leaves nothing half-made.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The holds on `k` still running at `now`.
-fn holds(in_flight: &mut HashMap<String, Vec<(String, u64)>>, k: &str, now: u64) -> usize {
-    match in_flight.get_mut(k) {
-        Some(held) => {
-            held.retain(|(_, until)| *until > now);
-            let n = held.len();
-            if n == 0 {
-                in_flight.remove(k);
-            }
-            n
-        }
-        None => 0,
+/// Keeps the holds on `k` that `keep` says to keep, forgetting `k` when
+/// none is left; answers how many are left.
+fn keep_holds(in_flight: &mut Holds, k: &str, keep: impl Fn(&(String, u64)) -> bool) -> usize {
+    let Some(held) = in_flight.get_mut(k) else {
+        return 0;
+    };
+    held.retain(keep);
+    let left = held.len();
+    if left == 0 {
+        in_flight.remove(k);
     }
+    left
+}
+
+/// The holds on `k` still running at `now`.
+fn holds(in_flight: &mut Holds, k: &str, now: u64) -> usize {
+    keep_holds(in_flight, k, |(_, until)| *until > now)
 }
 
 #[async_trait]
@@ -178,12 +185,7 @@ impl Lockout for EmbeddedStore {
             // The hold ends whatever happens next: a failed write below
             // fails the login closed, it does not keep the place taken.
             for k in &keys {
-                if let Some(held) = in_flight.get_mut(k) {
-                    held.retain(|(holder, _)| *holder != id);
-                    if held.is_empty() {
-                        in_flight.remove(k);
-                    }
-                }
+                keep_holds(&mut in_flight, k, |(holder, _)| *holder != id);
             }
             if !failed && !clear.contains(&true) {
                 return Ok(());

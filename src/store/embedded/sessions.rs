@@ -22,6 +22,15 @@ pub(super) struct FamilyRecord {
 }
 
 impl FamilyRecord {
+    /// A family just started, whose current token is `jti`.
+    fn started(jti: &str, expires_at: u64) -> Self {
+        Self {
+            current: jti.to_owned(),
+            revoked: false,
+            expires_at,
+        }
+    }
+
     /// Neither revoked nor expired.
     fn live(&self) -> bool {
         !self.revoked && self.expires_at >= unix_now()
@@ -63,11 +72,7 @@ impl Sessions for EmbeddedStore {
         expires_at: u64,
     ) -> StoreResult<()> {
         let k = key(tenant, family);
-        let record = FamilyRecord {
-            current: jti.to_owned(),
-            revoked: false,
-            expires_at,
-        };
+        let record = FamilyRecord::started(jti, expires_at);
         let view = Arc::clone(&self.revoked);
         self.write("family_start", move |txn| {
             write_family(txn, &view, &k, &record).map(Commit)
@@ -185,11 +190,7 @@ impl Sessions for EmbeddedStore {
         let family_k = key(tenant, family);
         let subject_k = key(tenant, subject);
         let family = family.to_owned();
-        let record = FamilyRecord {
-            current: jti.to_owned(),
-            revoked: false,
-            expires_at,
-        };
+        let record = FamilyRecord::started(jti, expires_at);
         let view = Arc::clone(&self.revoked);
         self.write("session_start", move |txn| {
             write_family(txn, &view, &family_k, &record)?;
