@@ -15,26 +15,6 @@ use crate::http::cors::CorsPolicy;
 use crate::http::{self, AppState, Servers, Stopper, TenantContext};
 use crate::store::{self, Store};
 
-/// Allocations from this size up get their own mapping, given back when freed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const OWN_MAPPING_FROM: libc::c_int = 1 << 20;
-
-/// Makes glibc's malloc map every allocation of 1 MiB or more on its own and
-/// unmap it when it is freed. By default glibc raises that threshold to the
-/// largest block freed so far, after which argon2-sized blocks (19 MiB and
-/// up: each tenant's dummy hash at startup, or any per-call hashing memory)
-/// come from per-thread heaps that keep them resident once freed: five demo
-/// tenants left 72 MiB resident at idle instead of 14. Call it first in
-/// `main`, before other threads start.
-pub fn return_large_blocks_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter, and main calls this
-    // before polyauth starts any thread of its own.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_FROM);
-    }
-}
-
 /// A running gateway: the public and admin servers and their ports.
 pub struct Application {
     port: u16,
