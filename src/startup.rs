@@ -20,6 +20,7 @@ pub struct Application {
     port: u16,
     admin_port: u16,
     servers: Servers,
+    store: Arc<dyn Store>,
 }
 
 impl Application {
@@ -95,6 +96,7 @@ impl Application {
             port,
             admin_port,
             servers,
+            store,
         })
     }
 
@@ -110,9 +112,14 @@ impl Application {
         self.servers.stopper()
     }
 
-    /// Serves until stopped: SIGTERM or SIGINT drain in-flight requests.
+    /// Serves until stopped: SIGTERM or SIGINT drain in-flight requests,
+    /// then whatever the store holds unsynced is made durable.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.servers.run_until_stopped().await
+        let served = self.servers.run_until_stopped().await;
+        if let Err(error) = self.store.flush().await {
+            tracing::error!(error = %error, "the store could not sync its last writes");
+        }
+        served
     }
 }
 

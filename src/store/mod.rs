@@ -66,7 +66,14 @@ pub enum Attempt {
 
 /// A login attempt in flight, holding its place on its counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation(pub String);
+pub struct Reservation {
+    /// The attempt's own id, which its hold is known by.
+    pub id: String,
+    /// No counter had a failure when the attempt was reserved, so one that
+    /// passes has nothing to clear (a store may then settle it without a
+    /// write; a failure counted meanwhile is one that came after it).
+    pub clean: bool,
+}
 
 /// How a reserved attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +324,13 @@ pub trait Store:
 {
     /// Cheap reachability check, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes every write so far durable; the gateway calls it once it has
+    /// stopped serving. Stores whose writes are durable when they return
+    /// have nothing to do.
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Which backend to open, and where.

@@ -143,7 +143,9 @@ async fn logins_verifications_and_lockouts_are_counted_by_tenant_route_and_outco
     // Verifying a token that was never revoked reads nothing from the store.
     assert!(grew(count, &store("session_start")) >= 1.0);
     assert!(grew(count, &store("lockout_reserve")) >= 3.0);
-    assert!(grew(count, &store("lockout_settle")) >= 2.0);
+    // The rejected login's failure is written; the one that passed, with
+    // no failure to clear, ended its hold in memory.
+    assert!(grew(count, &store("lockout_settle")) >= 1.0);
 }
 
 #[tokio::test]

@@ -188,3 +188,87 @@ async fn a_store_file_open_to_others_is_a_startup_warning() {
     let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "the operator's file is not chmodded");
 }
+
+/// Logs `user@a.test` in on `served`; answers its refresh token.
+async fn login_for_refresh(served: &Served) -> String {
+    let login: Value = reqwest::Client::new()
+        .post(served.url("/a/auth/v1/token"))
+        .json(&json!({"email": "user@a.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// The status of refreshing with `refresh` on `served`.
+async fn refresh_status(served: &Served, refresh: &str) -> u16 {
+    reqwest::Client::new()
+        .post(served.url("/a/auth/v1/refresh"))
+        .bearer_auth(refresh)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// How many times the embedded store's sync thread has synced, from `/metrics`.
+async fn syncs(served: &Served) -> u64 {
+    let text = reqwest::get(served.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| {
+            line.starts_with("polyauth_store_operation_duration_seconds_count{")
+                && line.contains(r#"operation="sync""#)
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |count| count.parse().unwrap())
+}
+
+/// A login's session commits without an fsync; the sync thread makes it
+/// durable within a second, so a SIGKILL after that keeps it.
+#[tokio::test]
+async fn a_new_session_survives_sigkill_once_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path());
+    let before = syncs(&served).await;
+    let refresh = login_for_refresh(&served).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while syncs(&served).await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was never synced:\n{}",
+            served.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    drop(served);
+
+    let served = serve(dir.path());
+    assert_eq!(refresh_status(&served, &refresh).await, 200);
+}
+
+/// A SIGTERM straight after a login (most likely before any sync tick)
+/// keeps it: the store syncs on the way out, so nothing written is lost by
+/// a restart.
+#[tokio::test]
+async fn a_session_started_just_before_sigterm_survives_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let refresh = login_for_refresh(&served).await;
+    served.terminate();
+    let (status, logs) = served.wait();
+    assert!(status.success(), "exit status {status}:\n{logs}");
+
+    let served = serve(dir.path());
+    assert_eq!(refresh_status(&served, &refresh).await, 200);
+}

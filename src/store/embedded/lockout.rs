@@ -75,6 +75,15 @@ impl InFlight {
         // Holds are individually true; a panic leaves nothing half-made.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The holds, when nobody else has them right now.
+    fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, Holds>> {
+        match self.0.try_lock() {
+            Ok(holds) => Some(holds),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
 }
 
 /// Keeps the holds on `k` that `keep` says to keep, forgetting `k` when
@@ -157,7 +166,8 @@ impl Lockout for EmbeddedStore {
             for k in keys {
                 in_flight.entry(k).or_default().push((id.clone(), until));
             }
-            Ok(Attempt::Allowed(Reservation(id)))
+            let clean = records.iter().all(|r| r.attempts == 0);
+            Ok(Attempt::Allowed(Reservation { id, clean }))
         })
         .await
     }
@@ -177,17 +187,30 @@ impl Lockout for EmbeddedStore {
         let failed = outcome == Settle::Failed;
         let keys: Vec<String> = counters.iter().map(|c| key(tenant, c)).collect();
         let policy = *policy;
-        let id = reservation.0.clone();
+        let id = reservation.id.clone();
         let in_flight = Arc::clone(&self.in_flight);
+        let end_holds = move |in_flight: &mut Holds| {
+            for k in &keys {
+                keep_holds(in_flight, k, |(holder, _)| *holder != id);
+            }
+            keys
+        };
+        let nothing_to_write = !failed && (reservation.clean || !clear.contains(&true));
+        if nothing_to_write && let Some(mut holds) = in_flight.try_lock() {
+            // The common login (a right password, no failures) ends its
+            // holds here, with no trip to the blocking pool. A reserve
+            // holding the lock may be reading the file: never wait for it
+            // on a worker.
+            end_holds(&mut holds);
+            return Ok(());
+        }
         self.run("lockout_settle", move |db| {
             let mut in_flight = in_flight.lock();
             let now = unix_now_ms();
             // The hold ends whatever happens next: a failed write below
             // fails the login closed, it does not keep the place taken.
-            for k in &keys {
-                keep_holds(&mut in_flight, k, |(holder, _)| *holder != id);
-            }
-            if !failed && !clear.contains(&true) {
+            let keys = end_holds(&mut in_flight);
+            if nothing_to_write {
                 return Ok(());
             }
             write(db, |txn| {
@@ -296,6 +319,46 @@ mod tests {
             .lockout_settle("t", &["acct"], &first, passed, &policy())
             .await
             .unwrap();
+        assert!(matches!(reserve(&store).await, Attempt::Allowed(_)));
+    }
+
+    #[tokio::test]
+    async fn only_a_reservation_made_after_a_failure_has_one_to_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let passed = Settle::Passed { clear: &["acct"] };
+        let Attempt::Allowed(clean) = reserve(&store).await else {
+            panic!("free");
+        };
+        assert!(clean.clean);
+        let Attempt::Allowed(failing) = reserve(&store).await else {
+            panic!("one place left");
+        };
+        // The clean reservation's pass ends its hold in memory: its place is free.
+        store
+            .lockout_settle("t", &["acct"], &clean, passed, &policy())
+            .await
+            .unwrap();
+        store
+            .lockout_settle("t", &["acct"], &failing, Settle::Failed, &policy())
+            .await
+            .unwrap();
+        let attempts = |store: &EmbeddedStore| {
+            let txn = store.db.begin_read().unwrap();
+            let record: Option<LockoutRecord> =
+                get_json(&txn.open_table(LOCKOUT).unwrap(), &key("t", "acct")).unwrap();
+            record.map_or(0, |r| r.attempts)
+        };
+        assert_eq!(attempts(&store), 1);
+        let Attempt::Allowed(after_failure) = reserve(&store).await else {
+            panic!("one failure of two");
+        };
+        assert!(!after_failure.clean, "a failure is there to clear");
+        store
+            .lockout_settle("t", &["acct"], &after_failure, passed, &policy())
+            .await
+            .unwrap();
+        assert_eq!(attempts(&store), 0, "the pass cleared the failure");
         assert!(matches!(reserve(&store).await, Attempt::Allowed(_)));
     }
 }

@@ -1,7 +1,8 @@
 //! The default store: one redb file, durable across restarts, one process.
 //!
 //! Every write commits with immediate durability before the call returns, so
-//! a revocation reported done survives a crash. Entries with a natural end are
+//! a revocation reported done survives a crash; a login's new session alone
+//! is synced within a second (see [`sync`]). Entries with a natural end are
 //! listed in an expiry index that a background thread sweeps.
 
 mod api_keys;
@@ -12,6 +13,7 @@ mod revoked;
 mod secrets;
 mod sessions;
 mod sweep;
+mod sync;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -84,6 +86,9 @@ pub struct EmbeddedStore {
     /// Bumped by each rotation. One process has the file, so no other
     /// process can rotate: this one's own rotations are all there is to hear.
     key_changes: tokio::sync::watch::Sender<u64>,
+    /// What commits without an fsync owe (see [`sync`]); `None`: nothing
+    /// may skip it.
+    unsynced: Option<Arc<sync::Unsynced>>,
 }
 
 impl EmbeddedStore {
@@ -128,6 +133,7 @@ impl EmbeddedStore {
             Arc::downgrade(&revoked),
             Arc::downgrade(&in_flight),
         );
+        let unsynced = sync::spawn_syncer(Arc::downgrade(&db));
         static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Self {
             db,
@@ -136,6 +142,7 @@ impl EmbeddedStore {
             api_key_writes: Arc::default(),
             in_flight,
             key_changes: tokio::sync::watch::Sender::new(0),
+            unsynced,
         })
     }
 
@@ -164,6 +171,23 @@ impl EmbeddedStore {
         self.run(what, move |db| read(db, f)).await
     }
 
+    /// Runs `f` in a write transaction on the blocking pool, committed
+    /// without an fsync when the sync thread runs (see [`sync`]).
+    async fn write_unsynced<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<End<T>, DbError> + Send + 'static,
+    {
+        match &self.unsynced {
+            Some(unsynced) => {
+                let unsynced = Arc::clone(unsynced);
+                self.run(what, move |db| sync::write_unsynced(db, &unsynced, f))
+                    .await
+            }
+            None => self.write(what, f).await,
+        }
+    }
+
     /// Runs `f` in a write transaction, on the blocking pool; see [`write`].
     async fn write<T, F>(&self, what: &'static str, f: F) -> StoreResult<T>
     where
@@ -182,6 +206,26 @@ impl Store for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let Some(unsynced) = self.unsynced.clone() else {
+            return Ok(());
+        };
+        self.run("flush", move |db| unsynced.sync(db).map(drop))
+            .await
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// The last handle going away syncs what is owed (a stop that did not
+    /// [`Store::flush`]).
+    fn drop(&mut self) {
+        if let Some(unsynced) = &self.unsynced
+            && let Err(error) = unsynced.sync(&self.db)
+        {
+            tracing::warn!(error = %error.0, "embedded store not synced at close");
+        }
     }
 }
 

@@ -192,7 +192,9 @@ impl Sessions for EmbeddedStore {
         let family = family.to_owned();
         let record = FamilyRecord::started(jti, expires_at);
         let view = Arc::clone(&self.revoked);
-        self.write("session_start", move |txn| {
+        // A new session need not be durable before the login answers
+        // (see `sync`): losing it refuses its refresh token, nothing more.
+        self.write_unsynced("session_start", move |txn| {
             write_family(txn, &view, &family_k, &record)?;
             add_session(txn, &subject_k, family, expires_at, max).map(Commit)
         })

@@ -28,7 +28,8 @@ impl Lockout for RedisStore {
             .arg(policy.hold.as_millis() as u64);
         let answer: Vec<u64> = self.invoke("lockout_reserve", &script).await?;
         Ok(match answer.as_slice() {
-            [0] => Attempt::Allowed(Reservation(id)),
+            // The script settles in one round trip either way.
+            [0] => Attempt::Allowed(Reservation { id, clean: false }),
             [1, ms] => Attempt::Locked {
                 retry_after: Duration::from_millis(*ms),
             },
@@ -49,7 +50,7 @@ impl Lockout for RedisStore {
             script.key(self.keys.of(tenant, "lockout", counter));
         }
         script
-            .arg(&reservation.0)
+            .arg(&reservation.id)
             .arg(match outcome {
                 Settle::Failed => "failed",
                 Settle::Passed { .. } => "passed",
