@@ -3,16 +3,20 @@
 //! One recorder for the process (the `metrics` facade's global), installed
 //! once by [`install`]; a second call, or a second gateway in the same
 //! process, shares it. Recording goes through the facade's handles, which
-//! are atomics: the per-tenant ones ([`TenantMeters`]) are registered once
-//! when the tenant is built, so verifying a token records without a lookup.
+//! are atomics shared by every thread. What every request records (its
+//! count, and a verify's time) is first kept by the recording thread in its
+//! own [`Pending`] and handed to those handles in batches: two workers
+//! incrementing one atomic per request made its cache line travel between
+//! cores on every request (metrics cost verify 4 % of its CPU time). A
+//! scrape hands every thread's batch over first, so `/metrics` is exact.
 //!
 //! Label values come from configuration (tenant ids) or from fixed sets
 //! (route tags, status classes, outcomes, store operations): never a user,
 //! a token or an address.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, SharedString};
@@ -75,6 +79,7 @@ pub fn install() -> &'static PrometheusHandle {
 /// The exposition text, or `None` before [`install`].
 pub fn render() -> Option<String> {
     let handle = HANDLE.get()?;
+    hand_over_all();
     metrics::counter!(LOG_LINES_DROPPED).absolute(crate::telemetry::dropped_lines() as u64);
     Some(handle.render())
 }
@@ -134,24 +139,142 @@ fn describe() {
 pub struct TenantMeters {
     /// The tenant id as a label value (shared, not copied, per use).
     pub tenant: SharedString,
-    pub verify: Histogram,
+    /// Where this tenant's verify times wait in each thread's [`Pending`].
+    slot: usize,
+    verify: Histogram,
     pub lockouts: Counter,
 }
 
 impl TenantMeters {
     pub fn new(tenant_id: &str) -> Self {
+        static SLOTS: AtomicUsize = AtomicUsize::new(0);
         let tenant = SharedString::from_shared(std::sync::Arc::<str>::from(tenant_id));
         Self {
+            slot: SLOTS.fetch_add(1, Ordering::Relaxed),
             verify: metrics::histogram!(VERIFY_DURATION, "tenant" => tenant.clone()),
             lockouts: metrics::counter!(LOCKOUTS, "tenant" => tenant.clone()),
             tenant,
         }
     }
 
+    /// Records one verify's time, in this thread's batch.
+    pub fn verify(&self, took: Duration) {
+        with_pending(|pending| {
+            if pending.verify.len() <= self.slot {
+                pending.verify.resize_with(self.slot + 1, || None);
+            }
+            let (_, samples) =
+                pending.verify[self.slot].get_or_insert_with(|| (self.verify.clone(), Vec::new()));
+            samples.push(took.as_secs_f64());
+            pending.samples += 1;
+        });
+    }
+
     /// Records one login's time and outcome (`lockout` also counts it).
     pub fn login(&self, outcome: &'static str, took: Duration) {
         metrics::histogram!(LOGIN_DURATION, "tenant" => self.tenant.clone(), "outcome" => outcome)
             .record(took);
+    }
+}
+
+/// Recordings a thread has not handed over yet, at most this many.
+const BATCH: usize = 64;
+
+/// A request counter's handles and counts not handed over: by tenant, then
+/// route, then status class.
+type RequestCounts = HashMap<Box<str>, HashMap<Box<str>, [Option<(Counter, u64)>; 5]>>;
+
+/// One thread's request counts and verify times not yet handed to the
+/// shared handles. Its lock is taken by its own thread, and by a scrape.
+#[derive(Default)]
+struct Pending {
+    requests: RequestCounts,
+    /// Handles and times, by [`TenantMeters`] slot.
+    verify: Vec<Option<(Histogram, Vec<f64>)>>,
+    /// Verdict cache lookups, by [`cache_lookup`]'s slot.
+    cache_lookups: [u64; 4],
+    /// Recordings held, of every kind.
+    samples: usize,
+}
+
+impl Pending {
+    fn hand_over(&mut self) {
+        for classes in self.requests.values_mut().flat_map(HashMap::values_mut) {
+            for (counter, count) in classes.iter_mut().flatten() {
+                if *count > 0 {
+                    counter.increment(std::mem::take(count));
+                }
+            }
+        }
+        for (histogram, samples) in self.verify.iter_mut().flatten() {
+            for took in samples.drain(..) {
+                histogram.record(took);
+            }
+        }
+        for (slot, count) in self.cache_lookups.iter_mut().enumerate() {
+            if *count > 0 {
+                cache_counter(slot).increment(std::mem::take(count));
+            }
+        }
+        self.samples = 0;
+    }
+}
+
+/// Every thread's [`Pending`], for a scrape to hand over.
+static EVERY_PENDING: Mutex<Vec<Weak<Mutex<Pending>>>> = Mutex::new(Vec::new());
+
+/// A thread's [`Pending`]; handed over when the thread ends.
+struct Local(Arc<Mutex<Pending>>);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        locked(&self.0).hand_over();
+    }
+}
+
+thread_local! {
+    static PENDING: Local = {
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let mut every = locked(&EVERY_PENDING);
+        every.retain(|other| other.strong_count() > 0);
+        every.push(Arc::downgrade(&pending));
+        Local(pending)
+    };
+}
+
+/// Counts are plain numbers: a panic elsewhere leaves nothing half-made.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `record` on this thread's batch, handing it over once full.
+fn with_pending(record: impl FnOnce(&mut Pending)) {
+    let mut record = Some(record);
+    let _ = PENDING.try_with(|local| {
+        let mut pending = locked(&local.0);
+        if let Some(record) = record.take() {
+            record(&mut pending);
+        }
+        if pending.samples >= BATCH {
+            pending.hand_over();
+        }
+    });
+    if let Some(record) = record {
+        // The thread is ending: its batch was handed over already.
+        let mut pending = Pending::default();
+        record(&mut pending);
+        pending.hand_over();
+    }
+}
+
+/// Hands every thread's batch over (before a scrape).
+fn hand_over_all() {
+    let every: Vec<_> = locked(&EVERY_PENDING)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for pending in every {
+        locked(&pending).hand_over();
     }
 }
 
@@ -172,27 +295,20 @@ pub fn status_class(status: u16) -> &'static str {
     STATUS_CLASSES[class_index(status)]
 }
 
-/// One thread's handles of the request counter: tenant, then route, then
-/// status class. The registry's maps are shared by every thread; a handle
-/// found here costs two string lookups in this thread's own maps.
-type RequestCounters = HashMap<Box<str>, HashMap<Box<str>, [Option<Counter>; 5]>>;
-
-thread_local! {
-    static REQUEST_COUNTERS: RefCell<RequestCounters> = RefCell::new(HashMap::new());
-}
-
 /// Counts one request; `tenant` is empty off any tenant (admin listener,
 /// no tenant matched).
 pub fn request(tenant: Option<&str>, route: &str, status: u16) {
     let tenant = tenant.unwrap_or("");
     let slot = class_index(status);
-    REQUEST_COUNTERS.with_borrow_mut(|counters| {
-        if let Some(counter) = counters
-            .get(tenant)
-            .and_then(|routes| routes.get(route))
-            .and_then(|classes| classes[slot].as_ref())
+    with_pending(|pending| {
+        pending.samples += 1;
+        if let Some((_, count)) = pending
+            .requests
+            .get_mut(tenant)
+            .and_then(|routes| routes.get_mut(route))
+            .and_then(|classes| classes[slot].as_mut())
         {
-            counter.increment(1);
+            *count += 1;
             return;
         }
         let counter = metrics::counter!(
@@ -201,13 +317,13 @@ pub fn request(tenant: Option<&str>, route: &str, status: u16) {
             "route" => route.to_owned(),
             "status" => STATUS_CLASSES[slot]
         );
-        counter.increment(1);
-        let classes = counters
+        let classes = pending
+            .requests
             .entry(tenant.into())
             .or_default()
             .entry(route.into())
             .or_default();
-        classes[slot] = Some(counter);
+        classes[slot] = Some((counter, 1));
     });
 }
 
@@ -229,16 +345,70 @@ pub enum Verdict {
     ApiKey,
 }
 
-/// Counts one verdict cache lookup (static keys: no allocation).
+/// Counts one verdict cache lookup, in this thread's batch.
 pub fn cache_lookup(verdict: Verdict, hit: bool) {
+    let slot = 2 * (verdict as usize) + usize::from(hit);
+    with_pending(|pending| {
+        pending.cache_lookups[slot] += 1;
+        pending.samples += 1;
+    });
+}
+
+/// The verdict cache counter of `slot` (see [`cache_lookup`]).
+fn cache_counter(slot: usize) -> Counter {
     use metrics::counter;
-    match (verdict, hit) {
-        (Verdict::Token, true) => counter!(CACHE_LOOKUPS, "kind" => "token", "result" => "hit"),
-        (Verdict::Token, false) => counter!(CACHE_LOOKUPS, "kind" => "token", "result" => "miss"),
-        (Verdict::ApiKey, true) => counter!(CACHE_LOOKUPS, "kind" => "api_key", "result" => "hit"),
-        (Verdict::ApiKey, false) => {
-            counter!(CACHE_LOOKUPS, "kind" => "api_key", "result" => "miss")
-        }
+    match slot {
+        0 => counter!(CACHE_LOOKUPS, "kind" => "token", "result" => "miss"),
+        1 => counter!(CACHE_LOOKUPS, "kind" => "token", "result" => "hit"),
+        2 => counter!(CACHE_LOOKUPS, "kind" => "api_key", "result" => "miss"),
+        _ => counter!(CACHE_LOOKUPS, "kind" => "api_key", "result" => "hit"),
     }
-    .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line of `name` whose labels include `labels`, from `text`.
+    fn value(text: &str, name: &str, labels: &str) -> Option<f64> {
+        text.lines()
+            .find(|line| line.starts_with(name) && line.contains(labels))
+            .and_then(|line| line.rsplit(' ').next())
+            .map(|v| v.parse().unwrap())
+    }
+
+    #[test]
+    fn a_scrape_sees_what_each_thread_has_not_handed_over_yet() {
+        install();
+        let meters = TenantMeters::new("meters-unit");
+        let labels = r#"{tenant="meters-unit",route="unit",status="2xx"}"#;
+        // Fewer than a batch each, on a thread that ends and on one that goes on.
+        std::thread::scope(|threads| {
+            threads.spawn(|| {
+                for _ in 0..3 {
+                    request(Some("meters-unit"), "unit", 200);
+                    meters.verify(Duration::from_micros(70));
+                }
+            });
+        });
+        request(Some("meters-unit"), "unit", 204);
+        meters.verify(Duration::from_micros(70));
+        let text = render().unwrap();
+        assert_eq!(value(&text, HTTP_REQUESTS, labels), Some(4.0), "{text}");
+        let count = format!("{VERIFY_DURATION}_count");
+        assert_eq!(
+            value(&text, &count, r#"tenant="meters-unit""#),
+            Some(4.0),
+            "{text}"
+        );
+        // Past a batch, the thread hands its own over without a scrape.
+        for _ in 0..BATCH {
+            request(Some("meters-unit"), "unit", 200);
+        }
+        let text = render().unwrap();
+        assert_eq!(
+            value(&text, HTTP_REQUESTS, labels),
+            Some(4.0 + BATCH as f64)
+        );
+    }
 }

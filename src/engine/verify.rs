@@ -23,7 +23,7 @@ impl Engine {
     ) -> EngineResult<Principal> {
         let started = std::time::Instant::now();
         let verified = self.verify_timed(tenant, credential, kind, company).await;
-        tenant.meters.verify.record(started.elapsed());
+        tenant.meters.verify(started.elapsed());
         verified
     }
 
