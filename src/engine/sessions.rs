@@ -147,9 +147,9 @@ impl Engine {
             family: &family,
             refresh_exp: now.saturating_add(refresh_ttl.as_secs()),
         };
-        // A subject holds at most `max_sessions`: the oldest beyond end now.
-        let evicted = self
-            .store
+        // A subject holds at most `max_sessions`: the oldest beyond end now,
+        // with the last access token minted from them (see `revoke_family`).
+        self.store
             .session_start(
                 &tenant.id,
                 &identity.subject,
@@ -157,11 +157,9 @@ impl Engine {
                 &refresh_jti,
                 session.refresh_exp,
                 tenant.max_sessions,
+                now.saturating_add(tenant.lifetimes.access.as_secs()),
             )
             .await?;
-        for (old, end) in evicted {
-            self.revoke_family(tenant, &old, end).await?;
-        }
         self.grant(tenant, identity, &session, Some(refresh_jti), now)
     }
 

@@ -198,8 +198,13 @@ pub trait Sessions {
         max: u32,
     ) -> StoreResult<Vec<(String, u64)>>;
 
-    /// [`Sessions::family_start`], then [`Sessions::sessions_add`] of that
-    /// family: what a login writes. A backend may do both in one step.
+    /// What a login writes: [`Sessions::family_start`], then
+    /// [`Sessions::sessions_add`] of that family, then the revocation of
+    /// each family that takes out of the count, until its end or
+    /// `revoke_until` if later (the last access token minted from it must
+    /// die too). Answers those families with their ends. A backend may do
+    /// it all in one step, so that a crash keeps all of it or none.
+    #[allow(clippy::too_many_arguments)]
     async fn session_start(
         &self,
         tenant: &str,
@@ -208,10 +213,17 @@ pub trait Sessions {
         jti: &str,
         expires_at: u64,
         max: u32,
+        revoke_until: u64,
     ) -> StoreResult<Vec<(String, u64)>> {
         self.family_start(tenant, family, jti, expires_at).await?;
-        self.sessions_add(tenant, subject, family, expires_at, max)
-            .await
+        let evicted = self
+            .sessions_add(tenant, subject, family, expires_at, max)
+            .await?;
+        for (old, end) in &evicted {
+            self.family_revoke(tenant, old, (*end).max(revoke_until))
+                .await?;
+        }
+        Ok(evicted)
     }
 }
 

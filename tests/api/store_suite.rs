@@ -480,7 +480,7 @@ async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>
     let now = unix_now();
     for (family, jti) in [("f1", "j1"), ("f2", "j2")] {
         let evicted = store
-            .session_start("t", "carol", family, jti, now + 600, 2)
+            .session_start("t", "carol", family, jti, now + 600, 2, now + 60)
             .await
             .unwrap();
         assert!(evicted.is_empty(), "{family}: {evicted:?}");
@@ -494,7 +494,7 @@ async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>
         FamilyUse::Current
     );
     let evicted = store
-        .session_start("t", "carol", "f3", "k1", now + 900, 2)
+        .session_start("t", "carol", "f3", "k1", now + 900, 2, now + 60)
         .await
         .unwrap();
     assert_eq!(
@@ -503,6 +503,20 @@ async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>
         "counted like sessions_add"
     );
     assert_eq!(store.family_end("t", "f3").await.unwrap(), Some(now + 900));
+    // The session taken out of the count is revoked in the same step.
+    assert_eq!(store.family_end("t", "f1").await.unwrap(), None);
+    assert_eq!(
+        store.token_state("t", "any", Some("f1")).await.unwrap(),
+        TokenState::Revoked
+    );
+    assert_eq!(
+        store.family_use("t", "f1", "j1", None).await.unwrap(),
+        FamilyUse::Dead
+    );
+    assert_eq!(
+        store.token_state("t", "any", Some("f2")).await.unwrap(),
+        TokenState::Active
+    );
 }
 
 async fn sessions_beyond_the_cap_are_handed_back_oldest_first(store: Arc<dyn Store>) {

@@ -22,6 +22,18 @@ pub(super) struct FamilyRecord {
 }
 
 impl FamilyRecord {
+    /// `stored` (or a family never seen) revoked until `until` at least.
+    fn revoked(stored: Option<Self>, until: u64) -> Self {
+        let mut record = stored.unwrap_or(Self {
+            current: String::new(),
+            revoked: true,
+            expires_at: until,
+        });
+        record.revoked = true;
+        record.expires_at = record.expires_at.max(until);
+        record
+    }
+
     /// A family just started, whose current token is `jti`.
     fn started(jti: &str, expires_at: u64) -> Self {
         Self {
@@ -148,14 +160,7 @@ impl Sessions for EmbeddedStore {
         let view = Arc::clone(&self.revoked);
         self.write("family_revoke", move |txn| {
             let record: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &k)?;
-            let mut record = record.unwrap_or(FamilyRecord {
-                current: String::new(),
-                revoked: true,
-                expires_at,
-            });
-            record.revoked = true;
-            record.expires_at = record.expires_at.max(expires_at);
-            write_family(txn, &view, &k, &record)?;
+            write_family(txn, &view, &k, &FamilyRecord::revoked(record, expires_at))?;
             Ok(Commit(()))
         })
         .await
@@ -186,17 +191,27 @@ impl Sessions for EmbeddedStore {
         jti: &str,
         expires_at: u64,
         max: u32,
+        revoke_until: u64,
     ) -> StoreResult<Vec<(String, u64)>> {
         let family_k = key(tenant, family);
         let subject_k = key(tenant, subject);
         let family = family.to_owned();
         let record = FamilyRecord::started(jti, expires_at);
         let view = Arc::clone(&self.revoked);
-        // A new session need not be durable before the login answers
-        // (see `sync`): losing it refuses its refresh token, nothing more.
+        let tenant = tenant.to_owned();
+        // One commit, which need not be durable before the login answers
+        // (see `sync`): a crash within the second undoes the whole login
+        // (its session refused, the sessions it ended as they were).
         self.write_unsynced("session_start", move |txn| {
             write_family(txn, &view, &family_k, &record)?;
-            add_session(txn, &subject_k, family, expires_at, max).map(Commit)
+            let evicted = add_session(txn, &subject_k, family, expires_at, max)?;
+            for (old, end) in &evicted {
+                let old_k = key(&tenant, old);
+                let until = (*end).max(revoke_until);
+                let stored: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &old_k)?;
+                write_family(txn, &view, &old_k, &FamilyRecord::revoked(stored, until))?;
+            }
+            Ok(Commit(evicted))
         })
         .await
     }

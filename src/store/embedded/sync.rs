@@ -1,14 +1,16 @@
 //! Commits that skip their fsync, made durable together within a second.
 //!
-//! A login's new session (its refresh family and the subject's session
-//! list) commits with redb's `Durability::None`: readers see it at once,
+//! What a login writes (its refresh family, the subject's session list and
+//! the revocation of the sessions that takes out of the count, one commit)
+//! commits with redb's `Durability::None`: readers see it at once,
 //! but the file is synced by the next durable commit, which is any other
 //! write (a revocation, a refresh, a lockout failure), this module's
 //! thread at most [`SYNC_EVERY`] later, or the store's close. The per-login
 //! fsync cost logins about 3 % of the argon2 rate (BENCHMARKS.md); a crash
-//! of the machine or a SIGKILL in that second forgets the sessions started
-//! in it, whose refresh tokens are then refused (fail closed: their users
-//! log in again). Everything that ends or restricts access (revocations,
+//! of the machine or a SIGKILL in that second undoes the logins of it,
+//! whole: their refresh tokens are then refused (fail closed: their users
+//! log in again), and the sessions they ended are as before them.
+//! Everything else that ends or restricts access (revocations, logouts,
 //! refresh rotations, API keys, lockout) stays durable before the call
 //! returns.
 
