@@ -26,7 +26,6 @@ use crate::cors::AllowedOrigins;
 use crate::dialect::{Dialect, Dialects};
 use crate::engine::Lifetimes;
 use crate::engine::keys::KeyPair;
-use crate::engine::password;
 use crate::engine::tenant::normalize_email;
 pub use server::ServerConfig;
 pub use tenant::TenantConfig;
@@ -379,7 +378,7 @@ fn validate_tenant(
                 return Err(err(&format!("users[{i}].id"), "empty or repeated".into()));
             }
         }
-        password::validate_phc(&user.password_hash)
+        crate::engine::hashes::check(&user.password_hash)
             .map_err(|e| err(&format!("users[{i}].password_hash"), e))?;
         check_roles(&user.roles).map_err(|(j, e)| err(&format!("users[{i}].roles[{j}]"), e))?;
     }

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod clients;
 pub mod error;
+pub mod hashes;
 pub mod keys;
 pub mod password;
 pub mod tenant;

@@ -1,4 +1,5 @@
-//! argon2id verification on a few dedicated threads, never on async workers.
+//! Password verification (argon2id, and the foreign schemes of
+//! [`super::hashes`]) on a few dedicated threads, never on async workers.
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
@@ -35,7 +36,7 @@ pub fn validate_phc(phc: &str) -> Result<Params, String> {
 
 /// The argon2 parameters of `hash`, within the bounds above, when it has a
 /// salt and a hash.
-fn bounded_params(hash: &PasswordHash) -> Result<Params, String> {
+pub(super) fn bounded_params(hash: &PasswordHash) -> Result<Params, String> {
     let params = Params::try_from(hash).map_err(|e| format!("bad argon2 parameters ({e})"))?;
     if params.m_cost() > MAX_MEMORY_KIB {
         return Err(format!(
@@ -227,7 +228,8 @@ fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>, ran: &Histogram) {
         tracing::debug!("argon2 verification running");
         let started = Instant::now();
         let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            verify_in(&mut memory, &job.phc, &job.password).unwrap_or(false)
+            let password = job.password.expose_secret().as_bytes();
+            super::hashes::verify(&mut memory, &job.phc, password).unwrap_or(false)
         }));
         ran.record(started.elapsed());
         match verified {
@@ -243,7 +245,7 @@ fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>, ran: &Histogram) {
 /// argon2i or argon2d, by its own identifier) with `memory` as the argon2
 /// blocks; `None` for a hash it cannot read or whose parameters are out of
 /// bounds. The comparison is constant-time ([`Output`]'s `PartialEq`).
-fn verify_in(memory: &mut Vec<Block>, phc: &str, password: &SecretString) -> Option<bool> {
+pub(super) fn verify_in(memory: &mut Vec<Block>, phc: &str, password: &[u8]) -> Option<bool> {
     let hash = PasswordHash::new(phc).ok()?;
     let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
     let version = hash.version.map(Version::try_from).transpose().ok()?;
@@ -260,12 +262,7 @@ fn verify_in(memory: &mut Vec<Block>, phc: &str, password: &SecretString) -> Opt
     let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
     let computed = Output::init_with(expected.len(), |out| {
         argon2
-            .hash_password_into_with_memory(
-                password.expose_secret().as_bytes(),
-                salt,
-                out,
-                &mut memory[..],
-            )
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
             .map_err(Into::into)
     })
     .ok()?;
@@ -318,14 +315,14 @@ mod tests {
 
     #[test]
     fn verifies_each_argon2_variant_by_its_own_identifier() {
-        let right = SecretString::from("right");
-        let wrong = SecretString::from("wrong");
+        let right: &[u8] = b"right";
+        let wrong: &[u8] = b"wrong";
         let mut memory = Vec::new();
         for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
             let hash = phc(algorithm, 64, "right");
             assert!(hash.starts_with(&format!("${}$", algorithm.ident())));
-            assert_eq!(verify_in(&mut memory, &hash, &right), Some(true));
-            assert_eq!(verify_in(&mut memory, &hash, &wrong), Some(false));
+            assert_eq!(verify_in(&mut memory, &hash, right), Some(true));
+            assert_eq!(verify_in(&mut memory, &hash, wrong), Some(false));
             // The same hash under another variant's name does not match.
             let other = if algorithm == Algorithm::Argon2d {
                 "argon2i"
@@ -333,33 +330,33 @@ mod tests {
                 "argon2d"
             };
             let renamed = hash.replacen(algorithm.ident().as_str(), other, 1);
-            assert_eq!(verify_in(&mut memory, &renamed, &right), Some(false));
+            assert_eq!(verify_in(&mut memory, &renamed, right), Some(false));
         }
         // PHC strings without a version are argon2 1.3 hashes.
         let hash = phc(Algorithm::Argon2id, 64, "right").replacen("$v=19", "", 1);
-        assert_eq!(verify_in(&mut memory, &hash, &right), Some(true));
+        assert_eq!(verify_in(&mut memory, &hash, right), Some(true));
         assert_eq!(
-            verify_in(&mut memory, "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA", &right),
+            verify_in(&mut memory, "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA", right),
             None
         );
     }
 
     #[test]
     fn the_buffer_grows_to_the_largest_memory_cost_and_no_further() {
-        let password = SecretString::from("pw");
+        let password: &[u8] = b"pw";
         let mut memory = Vec::new();
         let small = phc(Algorithm::Argon2id, 256, "pw");
         let large = phc(Algorithm::Argon2id, 1024, "pw");
-        assert_eq!(verify_in(&mut memory, &small, &password), Some(true));
+        assert_eq!(verify_in(&mut memory, &small, password), Some(true));
         assert_eq!(memory.len(), 256);
-        assert_eq!(verify_in(&mut memory, &large, &password), Some(true));
+        assert_eq!(verify_in(&mut memory, &large, password), Some(true));
         assert_eq!(memory.len(), 1024);
         // A smaller hash after a larger one reuses the larger buffer.
-        assert_eq!(verify_in(&mut memory, &small, &password), Some(true));
+        assert_eq!(verify_in(&mut memory, &small, password), Some(true));
         assert_eq!(memory.len(), 1024);
         // Beyond the 1 GiB bound nothing is allocated at all.
         let huge = "$argon2id$v=19$m=2097152,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
-        assert_eq!(verify_in(&mut memory, huge, &password), None);
+        assert_eq!(verify_in(&mut memory, huge, password), None);
         assert_eq!(memory.len(), 1024);
     }
 

@@ -131,6 +131,15 @@ fn malformed_phc_string_is_rejected() {
         &error,
         "t.toml",
         "users[0].password_hash",
+        "unknown password hash scheme",
+    );
+    let error = error_of(tenant_with_first_hash(
+        "$argon2id$v=19$m=19456,t=2,p=1$not base64",
+    ));
+    assert_error(
+        &error,
+        "t.toml",
+        "users[0].password_hash",
         "malformed PHC string",
     );
 }
@@ -144,15 +153,17 @@ fn phc_string_asking_more_than_a_gibibyte_is_rejected() {
 }
 
 #[test]
-fn argon2i_hash_is_rejected() {
+fn a_scheme_polyauth_does_not_verify_is_rejected() {
+    // SHA-512 crypt: argon2i/d, bcrypt, PBKDF2 and scrypt are accepted
+    // (tests/api/foreign_hashes.rs), this is not.
     let error = error_of(tenant_with_first_hash(
-        "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+        "$6$saltsalt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
     ));
     assert_error(
         &error,
         "t.toml",
         "users[0].password_hash",
-        "only argon2id is accepted",
+        "unknown password hash scheme",
     );
 }
 

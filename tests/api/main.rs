@@ -7,6 +7,7 @@ mod cli;
 mod config_validation;
 mod cors;
 mod elyssa;
+mod foreign_hashes;
 mod forward_auth;
 mod gateway;
 mod helpers;
