@@ -171,10 +171,7 @@ fn dummy_hash(params: argon2::Params) -> anyhow::Result<Arc<str>> {
     Ok(hash)
 }
 
-/// Email matching is case-insensitive.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
+pub use crate::store::normalize_email;
 
 /// The argon2 parameters most of the tenant's accounts use, so that an
 /// unknown account costs what a known one does. Accounts hashed with other

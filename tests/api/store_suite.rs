@@ -14,6 +14,12 @@ use signing_keys::{
     generated_keys_rotate_newest_first_and_forget_what_verifies_nothing, kids, stored_key,
     the_first_signing_key_and_secret_win,
 };
+mod users;
+use users::{
+    a_directory_pages_through_every_user_once,
+    a_user_is_created_found_by_email_in_any_case_changed_and_deleted,
+    of_concurrent_creates_with_one_email_exactly_one_wins, tenants_have_directories_of_their_own,
+};
 
 /// Instantiates every behaviour test for a backend made by `$make`
 /// (an async expression giving `(Arc<dyn Store>, guard)`; the guard keeps
@@ -106,6 +112,31 @@ macro_rules! store_suite {
                 let (store, _guard) = $make;
                 super::generated_keys_rotate_newest_first_and_forget_what_verifies_nothing(store)
                     .await;
+            }
+
+            #[tokio::test]
+            async fn a_user_is_created_found_by_email_in_any_case_changed_and_deleted() {
+                let (store, _guard) = $make;
+                super::a_user_is_created_found_by_email_in_any_case_changed_and_deleted(store)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn a_directory_pages_through_every_user_once() {
+                let (store, _guard) = $make;
+                super::a_directory_pages_through_every_user_once(store).await;
+            }
+
+            #[tokio::test]
+            async fn of_concurrent_creates_with_one_email_exactly_one_wins() {
+                let (store, _guard) = $make;
+                super::of_concurrent_creates_with_one_email_exactly_one_wins(store).await;
+            }
+
+            #[tokio::test]
+            async fn tenants_have_directories_of_their_own() {
+                let (store, _guard) = $make;
+                super::tenants_have_directories_of_their_own(store).await;
             }
 
             #[tokio::test]

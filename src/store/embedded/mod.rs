@@ -14,6 +14,7 @@ mod secrets;
 mod sessions;
 mod sweep;
 mod sync;
+mod users;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -36,6 +37,9 @@ const LOCKOUT: TableDefinition<&str, &[u8]> = TableDefinition::new("lockout");
 const SESSIONS_OF: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_of");
 const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// The user directory: (tenant, id) -> user, (tenant, email) -> id.
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const USER_EMAILS: TableDefinition<&str, &str> = TableDefinition::new("user_emails");
 /// (unix seconds, "table\x1fkey") for every entry that ends.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 
@@ -116,11 +120,13 @@ impl EmbeddedStore {
             SIGNING_KEYS,
             SECRETS,
             SESSIONS_OF,
+            USERS,
         ] {
             txn.open_table(name)?;
         }
         txn.open_table(REVOKED)?;
         txn.open_table(API_KEY_OF_SUBJECT)?;
+        txn.open_table(USER_EMAILS)?;
         txn.open_table(EXPIRY)?;
         txn.commit()?;
         let revoked = revoked::View::load(&db.begin_read()?, super::unix_now())

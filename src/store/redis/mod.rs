@@ -18,6 +18,7 @@ mod revocations;
 mod secrets;
 mod sessions;
 mod subscription;
+mod users;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +60,9 @@ struct Scripts {
     sessions_add: Script,
     signing_keys_init: Script,
     signing_key_add: Script,
+    user_create: Script,
+    user_update: Script,
+    user_delete: Script,
 }
 
 impl Scripts {
@@ -86,6 +90,9 @@ impl Scripts {
                 include_str!("signing_keys_adopt.lua"),
                 include_str!("signing_key_add.lua")
             )),
+            user_create: Script::new(include_str!("user_create.lua")),
+            user_update: Script::new(include_str!("user_update.lua")),
+            user_delete: Script::new(include_str!("user_delete.lua")),
         }
     }
 }

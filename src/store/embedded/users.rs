@@ -1,0 +1,119 @@
+//! The user directory: one table from tenant and id to the user, one from
+//! tenant and normalized email to the id. Both change in one transaction.
+
+use async_trait::async_trait;
+use redb::ReadableTable;
+
+use super::End::{Abort, Commit};
+use super::{DbError, EmbeddedStore, SEP, USER_EMAILS, USERS, get_json, key, put_json};
+use crate::store::{DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
+
+#[async_trait]
+impl Users for EmbeddedStore {
+    async fn user_create(&self, tenant: &str, user: &DirectoryUser) -> StoreResult<bool> {
+        let mut user = user.clone();
+        user.email = normalize_email(&user.email);
+        let (user_k, email_k) = (key(tenant, &user.id), key(tenant, &user.email));
+        self.write("user_create", move |txn| {
+            let mut emails = txn.open_table(USER_EMAILS)?;
+            if emails.get(email_k.as_str())?.is_some()
+                || txn.open_table(USERS)?.get(user_k.as_str())?.is_some()
+            {
+                return Ok(Abort(false));
+            }
+            emails.insert(email_k.as_str(), user.id.as_str())?;
+            put_json(txn, USERS, &user_k, &user)?;
+            Ok(Commit(true))
+        })
+        .await
+    }
+
+    async fn user_get(&self, tenant: &str, id: &str) -> StoreResult<Option<DirectoryUser>> {
+        let user_k = key(tenant, id);
+        self.read("user_get", move |txn| {
+            get_json(&txn.open_table(USERS)?, &user_k)
+        })
+        .await
+    }
+
+    async fn user_find(&self, tenant: &str, email: &str) -> StoreResult<Option<DirectoryUser>> {
+        let email_k = key(tenant, &normalize_email(email));
+        let tenant = tenant.to_owned();
+        self.read("user_find", move |txn| {
+            let emails = txn.open_table(USER_EMAILS)?;
+            let Some(id) = emails.get(email_k.as_str())? else {
+                return Ok(None);
+            };
+            get_json(&txn.open_table(USERS)?, &key(&tenant, id.value()))
+        })
+        .await
+    }
+
+    async fn users_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<UsersPage> {
+        // The tenant's keys are `tenant SEP id`: all below `tenant (SEP + 1)`.
+        let end = format!("{tenant}{}", char::from(SEP as u8 + 1));
+        let start = key(tenant, after.unwrap_or(""));
+        let skip_start = after.is_some();
+        self.read("users_page", move |txn| {
+            let table = txn.open_table(USERS)?;
+            let mut users = Vec::new();
+            let mut more = false;
+            for entry in table.range(start.as_str()..end.as_str())? {
+                let (k, bytes) = entry?;
+                if skip_start && k.value() == start {
+                    continue;
+                }
+                if users.len() == limit {
+                    more = true;
+                    break;
+                }
+                users.push(super::decode::<DirectoryUser>(bytes.value())?);
+            }
+            let next = more.then(|| users.last().map(|u| u.id.clone())).flatten();
+            Ok(UsersPage { users, next })
+        })
+        .await
+    }
+
+    async fn user_update(&self, tenant: &str, user: &DirectoryUser) -> StoreResult<bool> {
+        let user = user.clone();
+        let user_k = key(tenant, &user.id);
+        self.write("user_update", move |txn| {
+            let stored: Option<DirectoryUser> = get_json(&txn.open_table(USERS)?, &user_k)?;
+            let Some(stored) = stored else {
+                return Ok(Abort(false));
+            };
+            if stored.email != user.email {
+                return Err(DbError("a user's email cannot change".into()));
+            }
+            put_json(txn, USERS, &user_k, &user)?;
+            Ok(Commit(true))
+        })
+        .await
+    }
+
+    async fn user_delete(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        let user_k = key(tenant, id);
+        let tenant = tenant.to_owned();
+        self.write("user_delete", move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let removed: Option<DirectoryUser> = match users.remove(user_k.as_str())? {
+                Some(bytes) => Some(super::decode(bytes.value())?),
+                None => None,
+            };
+            drop(users);
+            let Some(user) = removed else {
+                return Ok(Abort(false));
+            };
+            txn.open_table(USER_EMAILS)?
+                .remove(key(&tenant, &user.email).as_str())?;
+            Ok(Commit(true))
+        })
+        .await
+    }
+}
