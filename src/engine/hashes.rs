@@ -73,78 +73,82 @@ struct Scrypt {
     hash: Vec<u8>,
 }
 
-/// Reads `hash` and checks its costs: its scheme, or why it is refused
-/// (never echoing the hash itself).
-pub fn check(hash: &str) -> Result<Scheme, String> {
+/// A stored hash, read and within its cost bounds.
+enum Read {
+    /// Read again by [`password::verify_in`], which computes in the
+    /// thread's argon2 buffer.
+    Argon2(Scheme),
+    /// Read again by the crate, which takes the whole string.
+    Bcrypt,
+    Scrypt(Scrypt),
+    Pbkdf2(Pbkdf2),
+}
+
+/// Reads `hash` and checks its costs, or says why it is refused (never
+/// echoing the hash itself).
+fn read(hash: &str) -> Result<Read, String> {
     if hash.starts_with("$argon2") {
         let parsed = PasswordHash::new(hash).map_err(|e| format!("malformed PHC string ({e})"))?;
         password::bounded_params(&parsed)?;
         return match parsed.algorithm.as_str() {
-            "argon2id" => Ok(Scheme::Argon2id),
-            "argon2i" => Ok(Scheme::Argon2i),
-            "argon2d" => Ok(Scheme::Argon2d),
+            "argon2id" => Ok(Read::Argon2(Scheme::Argon2id)),
+            "argon2i" => Ok(Read::Argon2(Scheme::Argon2i)),
+            "argon2d" => Ok(Read::Argon2(Scheme::Argon2d)),
             other => Err(format!("unknown argon2 variant `{other}`")),
         };
     }
     if hash.starts_with("$2") {
-        bcrypt_cost(hash)?;
-        return Ok(Scheme::Bcrypt);
+        check_bcrypt(hash)?;
+        return Ok(Read::Bcrypt);
     }
     if hash.starts_with("$scrypt$") {
-        read_scrypt(hash)?;
-        return Ok(Scheme::Scrypt);
+        return read_scrypt(hash).map(Read::Scrypt);
     }
-    if let Some(pbkdf2) = read_pbkdf2(hash) {
-        let pbkdf2 = pbkdf2?;
-        return Ok(if pbkdf2.sha512 {
-            Scheme::Pbkdf2Sha512
-        } else {
-            Scheme::Pbkdf2Sha256
-        });
+    match read_pbkdf2(hash) {
+        Some(pbkdf2) => pbkdf2.map(Read::Pbkdf2),
+        None => Err("unknown password hash scheme (accepted: argon2id/i/d, bcrypt, PBKDF2-SHA256/-SHA512, scrypt)".into()),
     }
-    Err("unknown password hash scheme (accepted: argon2id/i/d, bcrypt, PBKDF2-SHA256/-SHA512, scrypt)".into())
+}
+
+/// The scheme of `hash` once its costs are checked, or why it is refused
+/// (never echoing the hash itself).
+pub fn check(hash: &str) -> Result<Scheme, String> {
+    Ok(match read(hash)? {
+        Read::Argon2(scheme) => scheme,
+        Read::Bcrypt => Scheme::Bcrypt,
+        Read::Scrypt(_) => Scheme::Scrypt,
+        Read::Pbkdf2(Pbkdf2 { sha512: true, .. }) => Scheme::Pbkdf2Sha512,
+        Read::Pbkdf2(_) => Scheme::Pbkdf2Sha256,
+    })
 }
 
 /// `true` when `password` matches `hash`; `None` for a hash that [`check`]
 /// refuses. Argon2 computes in `memory` (see [`password::verify_in`]).
 pub(super) fn verify(memory: &mut Vec<argon2::Block>, hash: &str, password: &[u8]) -> Option<bool> {
-    match check(hash).ok()? {
-        Scheme::Argon2id | Scheme::Argon2i | Scheme::Argon2d => {
-            password::verify_in(memory, hash, password)
-        }
-        // The crate reads the cost itself; `check` bounded it.
-        Scheme::Bcrypt => bcrypt::verify(password, hash).ok(),
-        Scheme::Scrypt => {
-            let scrypt = read_scrypt(hash).ok()?;
+    let (expected, computed) = match read(hash).ok()? {
+        Read::Argon2(_) => return password::verify_in(memory, hash, password),
+        Read::Bcrypt => return bcrypt::verify(password, hash).ok(),
+        Read::Scrypt(scrypt) => {
             let mut computed = vec![0u8; scrypt.hash.len()];
             scrypt::scrypt(password, &scrypt.salt, &scrypt.params, &mut computed).ok()?;
-            Some(bool::from(computed.ct_eq(&scrypt.hash)))
+            (scrypt.hash, computed)
         }
-        Scheme::Pbkdf2Sha256 | Scheme::Pbkdf2Sha512 => {
-            let pbkdf2 = read_pbkdf2(hash)?.ok()?;
-            let mut computed = vec![0u8; pbkdf2.hash.len()];
-            if pbkdf2.sha512 {
-                pbkdf2::pbkdf2_hmac::<Sha512>(
-                    password,
-                    &pbkdf2.salt,
-                    pbkdf2.iterations,
-                    &mut computed,
-                );
+        Read::Pbkdf2(pbkdf2) => {
+            let derive = if pbkdf2.sha512 {
+                pbkdf2::pbkdf2_hmac::<Sha512>
             } else {
-                pbkdf2::pbkdf2_hmac::<Sha256>(
-                    password,
-                    &pbkdf2.salt,
-                    pbkdf2.iterations,
-                    &mut computed,
-                );
-            }
-            Some(bool::from(computed.ct_eq(&pbkdf2.hash)))
+                pbkdf2::pbkdf2_hmac::<Sha256>
+            };
+            let mut computed = vec![0u8; pbkdf2.hash.len()];
+            derive(password, &pbkdf2.salt, pbkdf2.iterations, &mut computed);
+            (pbkdf2.hash, computed)
         }
-    }
+    };
+    Some(bool::from(computed.ct_eq(&expected)))
 }
 
-/// The cost of a bcrypt hash, within bounds.
-fn bcrypt_cost(hash: &str) -> Result<u32, String> {
+/// Checks that `hash` is a bcrypt hash whose cost is within bounds.
+fn check_bcrypt(hash: &str) -> Result<(), String> {
     let parts: Vec<&str> = hash.split('$').collect();
     let ["", version, cost, rest] = parts.as_slice() else {
         return Err("malformed bcrypt hash".into());
@@ -169,7 +173,7 @@ fn bcrypt_cost(hash: &str) -> Result<u32, String> {
             "bcrypt cost {cost} is outside 4 to {MAX_BCRYPT_COST}"
         ));
     }
-    Ok(cost)
+    Ok(())
 }
 
 /// Reads a scrypt PHC string, within bounds.

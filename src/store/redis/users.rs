@@ -6,13 +6,18 @@ use async_trait::async_trait;
 use super::{RedisStore, decode, encode};
 use crate::store::{DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
 
+/// The tenant's keys: id -> record, email -> id, and the ids to page through.
+const RECORDS: &str = "users";
+const EMAILS: &str = "user-emails";
+const IDS: &str = "user-ids";
+
 impl RedisStore {
     /// The tenant's directory keys, in the order its scripts take them.
     fn directory(&self, tenant: &str) -> (String, String, String) {
         (
-            self.keys.tenant(tenant, "users"),
-            self.keys.tenant(tenant, "user-emails"),
-            self.keys.tenant(tenant, "user-ids"),
+            self.keys.tenant(tenant, RECORDS),
+            self.keys.tenant(tenant, EMAILS),
+            self.keys.tenant(tenant, IDS),
         )
     }
 
@@ -26,7 +31,7 @@ impl RedisStore {
             .call(
                 what,
                 redis::cmd("HGET")
-                    .arg(self.keys.tenant(tenant, "users"))
+                    .arg(self.keys.tenant(tenant, RECORDS))
                     .arg(id)
                     .query_async(&mut self.conn()),
             )
@@ -63,7 +68,7 @@ impl Users for RedisStore {
             .call(
                 "user_find",
                 redis::cmd("HGET")
-                    .arg(self.keys.tenant(tenant, "user-emails"))
+                    .arg(self.keys.tenant(tenant, EMAILS))
                     .arg(normalize_email(email))
                     .query_async(&mut self.conn()),
             )
@@ -81,7 +86,10 @@ impl Users for RedisStore {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<UsersPage> {
-        let (records, _, ids) = self.directory(tenant);
+        let (records, ids) = (
+            self.keys.tenant(tenant, RECORDS),
+            self.keys.tenant(tenant, IDS),
+        );
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
         let mut page: Vec<String> = self
             .call(
