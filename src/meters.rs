@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, SharedString};
@@ -220,25 +220,17 @@ impl Pending {
     }
 }
 
-/// Every thread's [`Pending`], for a scrape to hand over.
-static EVERY_PENDING: Mutex<Vec<Weak<Mutex<Pending>>>> = Mutex::new(Vec::new());
-
-/// A thread's [`Pending`]; handed over when the thread ends.
-struct Local(Arc<Mutex<Pending>>);
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        locked(&self.0).hand_over();
-    }
-}
+/// Every thread's [`Pending`], for a scrape to hand over. A thread that
+/// ended leaves its batch here (handing it over from a thread-local
+/// destructor would use the exporter's clock, whose own thread-local may be
+/// gone): the next scrape hands it over and forgets it.
+static EVERY_PENDING: Mutex<Vec<Arc<Mutex<Pending>>>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static PENDING: Local = {
+    static PENDING: Arc<Mutex<Pending>> = {
         let pending = Arc::new(Mutex::new(Pending::default()));
-        let mut every = locked(&EVERY_PENDING);
-        every.retain(|other| other.strong_count() > 0);
-        every.push(Arc::downgrade(&pending));
-        Local(pending)
+        locked(&EVERY_PENDING).push(Arc::clone(&pending));
+        pending
     };
 }
 
@@ -250,8 +242,8 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs `record` on this thread's batch, handing it over once full.
 fn with_pending(record: impl FnOnce(&mut Pending)) {
     let mut record = Some(record);
-    let _ = PENDING.try_with(|local| {
-        let mut pending = locked(&local.0);
+    let _ = PENDING.try_with(|pending| {
+        let mut pending = locked(pending);
         if let Some(record) = record.take() {
             record(&mut pending);
         }
@@ -260,22 +252,25 @@ fn with_pending(record: impl FnOnce(&mut Pending)) {
         }
     });
     if let Some(record) = record {
-        // The thread is ending: its batch was handed over already.
+        // The thread is ending: a batch of its own, for the next scrape.
         let mut pending = Pending::default();
         record(&mut pending);
-        pending.hand_over();
+        locked(&EVERY_PENDING).push(Arc::new(Mutex::new(pending)));
     }
 }
 
-/// Hands every thread's batch over (before a scrape).
+/// Hands every thread's batch over (before a scrape), and forgets those
+/// of threads that ended.
 fn hand_over_all() {
-    let every: Vec<_> = locked(&EVERY_PENDING)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    for pending in every {
-        locked(&pending).hand_over();
+    let every: Vec<_> = locked(&EVERY_PENDING).clone();
+    for pending in &every {
+        locked(pending).hand_over();
     }
+    drop(every);
+    // Only the list holds an ended thread's batch (handed over above; one
+    // that ends meanwhile waits for the next scrape).
+    locked(&EVERY_PENDING)
+        .retain(|pending| Arc::strong_count(pending) > 1 || locked(pending).samples > 0);
 }
 
 /// The status class labels, by [`class_index`].
