@@ -132,6 +132,11 @@ pub struct DirectoryUser {
     pub created_at: u64,
     #[serde(default)]
     pub last_login_at: Option<u64>,
+    /// Bumped whenever every session of the user must end (deactivated,
+    /// a new password, logout everywhere): a login that read the user
+    /// before keeps no session it started meanwhile.
+    #[serde(default)]
+    pub sessions_epoch: u64,
 }
 
 impl std::fmt::Debug for DirectoryUser {
@@ -146,8 +151,19 @@ impl std::fmt::Debug for DirectoryUser {
             .field("company_id", &self.company_id)
             .field("created_at", &self.created_at)
             .field("last_login_at", &self.last_login_at)
+            .field("sessions_epoch", &self.sessions_epoch)
             .finish()
     }
+}
+
+/// What creating a directory user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// A user of the tenant has that email: nothing was written.
+    EmailTaken,
+    /// A user of the tenant has that id: nothing was written.
+    IdTaken,
 }
 
 /// One page of a directory, in id order.
@@ -250,6 +266,10 @@ pub trait Sessions {
         max: u32,
     ) -> StoreResult<Vec<(String, u64)>>;
 
+    /// The subject's sessions that have not ended (revoked ones included),
+    /// oldest first, with their ends: what "end every session" revokes.
+    async fn sessions_of(&self, tenant: &str, subject: &str) -> StoreResult<Vec<(String, u64)>>;
+
     /// What a login writes: [`Sessions::family_start`], then
     /// [`Sessions::sessions_add`] of that family, then the revocation of
     /// each family that takes out of the count, until its end or
@@ -327,6 +347,10 @@ pub trait Lockout {
         outcome: Settle<'_>,
         policy: &LockoutPolicy,
     ) -> StoreResult<()>;
+
+    /// Forgets `counter`'s failures and its lock (an operator unlocking an
+    /// account); attempts in flight keep their places.
+    async fn lockout_clear(&self, tenant: &str, counter: &str) -> StoreResult<()>;
 }
 
 /// Each tenant's user directory. Emails are unique within a tenant and
@@ -337,6 +361,14 @@ pub trait Users {
     /// already has that email: `false` then. Atomic: of concurrent creates
     /// with one email, exactly one succeeds.
     async fn user_create(&self, tenant: &str, user: &DirectoryUser) -> StoreResult<bool>;
+
+    /// [`Users::user_create`] of each of `users` in turn, in as few steps
+    /// as the backend can (an import's batch); a later user sees the earlier.
+    async fn users_create_many(
+        &self,
+        tenant: &str,
+        users: &[DirectoryUser],
+    ) -> StoreResult<Vec<Created>>;
 
     async fn user_get(&self, tenant: &str, id: &str) -> StoreResult<Option<DirectoryUser>>;
 
@@ -357,6 +389,17 @@ pub trait Users {
 
     /// Deletes the user with `id`, freeing its email; `false` when there is none.
     async fn user_delete(&self, tenant: &str, id: &str) -> StoreResult<bool>;
+
+    /// Replaces the stored user with `new` if it is still exactly
+    /// `expected`; `false` when it changed meanwhile (or is gone). What a
+    /// login writes (its time, a rehash): a store may make it durable a
+    /// little later, as it does the login's session.
+    async fn user_swap(
+        &self,
+        tenant: &str,
+        expected: &DirectoryUser,
+        new: &DirectoryUser,
+    ) -> StoreResult<bool>;
 }
 
 /// Generated signing keys and tenant secrets.

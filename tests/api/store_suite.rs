@@ -16,7 +16,8 @@ use signing_keys::{
 };
 mod users;
 use users::{
-    a_directory_pages_through_every_user_once,
+    a_batch_creates_each_user_unless_its_email_or_id_is_taken,
+    a_directory_pages_through_every_user_once, a_swap_replaces_only_the_user_it_expects,
     a_user_is_created_found_by_email_in_any_case_changed_and_deleted,
     of_concurrent_creates_with_one_email_exactly_one_wins, tenants_have_directories_of_their_own,
 };
@@ -57,6 +58,30 @@ macro_rules! store_suite {
             async fn a_family_rotates_once_under_concurrency() {
                 let (store, _guard) = $make;
                 super::a_family_rotates_once_under_concurrency(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_subjects_live_sessions_are_listed_oldest_first() {
+                let (store, _guard) = $make;
+                super::a_subjects_live_sessions_are_listed_oldest_first(store).await;
+            }
+
+            #[tokio::test]
+            async fn clearing_a_counter_lifts_its_lock_and_keeps_the_others() {
+                let (store, _guard) = $make;
+                super::clearing_a_counter_lifts_its_lock_and_keeps_the_others(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_swap_replaces_only_the_user_it_expects() {
+                let (store, _guard) = $make;
+                super::a_swap_replaces_only_the_user_it_expects(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_batch_creates_each_user_unless_its_email_or_id_is_taken() {
+                let (store, _guard) = $make;
+                super::a_batch_creates_each_user_unless_its_email_or_id_is_taken(store).await;
             }
 
             #[tokio::test]
@@ -349,6 +374,66 @@ async fn fail(store: &Arc<dyn Store>, counters: &[&str], policy: &LockoutPolicy)
         .lockout_settle("t", counters, &reservation, Settle::Failed, policy)
         .await
         .unwrap();
+}
+
+async fn clearing_a_counter_lifts_its_lock_and_keeps_the_others(store: Arc<dyn Store>) {
+    let policy = policy(2, Duration::from_secs(600), Duration::from_secs(60));
+    for _ in 0..2 {
+        fail(&store, &["acct", "ip"], &policy).await;
+    }
+    for counter in ["acct", "ip"] {
+        assert!(matches!(
+            store
+                .lockout_reserve("t", &[counter], &policy)
+                .await
+                .unwrap(),
+            Attempt::Locked { .. }
+        ));
+    }
+    store.lockout_clear("t", "acct").await.unwrap();
+    // Clearing a counter with nothing on it is no error.
+    store.lockout_clear("t", "never-used").await.unwrap();
+    let reservation = reserve(&store, &["acct"], &policy).await;
+    store
+        .lockout_settle("t", &["acct"], &reservation, Settle::Failed, &policy)
+        .await
+        .unwrap();
+    // Its failures start again from none: one more does not lock it yet.
+    reserve(&store, &["acct"], &policy).await;
+    assert!(matches!(
+        store.lockout_reserve("t", &["ip"], &policy).await.unwrap(),
+        Attempt::Locked { .. }
+    ));
+}
+
+async fn a_subjects_live_sessions_are_listed_oldest_first(store: Arc<dyn Store>) {
+    let now = unix_now();
+    assert!(store.sessions_of("t", "alice").await.unwrap().is_empty());
+    for (n, family) in ["f1", "f2", "f3"].iter().enumerate() {
+        store
+            .session_start("t", "alice", family, "j", now + 100 + n as u64, 10, now)
+            .await
+            .unwrap();
+        // Starts a millisecond apart at least, so their order is known.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store
+        .session_start("t", "bob", "fb", "j", now + 100, 10, now)
+        .await
+        .unwrap();
+    store
+        .session_start("other", "alice", "fo", "j", now + 100, 10, now)
+        .await
+        .unwrap();
+    let listed = store.sessions_of("t", "alice").await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            ("f1".to_owned(), now + 100),
+            ("f2".to_owned(), now + 101),
+            ("f3".to_owned(), now + 102)
+        ]
+    );
 }
 
 async fn lockout_locks_at_the_limit_and_lifts(store: Arc<dyn Store>) {

@@ -245,6 +245,16 @@ impl Lockout for EmbeddedStore {
         })
         .await
     }
+
+    async fn lockout_clear(&self, tenant: &str, counter: &str) -> StoreResult<()> {
+        let k = key(tenant, counter);
+        self.write("lockout_clear", move |txn| {
+            // Its expiry entry stays; the sweep finds nothing there to forget.
+            let removed = txn.open_table(LOCKOUT)?.remove(k.as_str())?.is_some();
+            Ok(if removed { Commit(()) } else { Abort(()) })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,22 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    async fn sessions_of(&self, tenant: &str, subject: &str) -> StoreResult<Vec<(String, u64)>> {
+        let k = key(tenant, subject);
+        self.read("sessions_of", move |txn| {
+            let stored: Option<SessionsOf> = get_json(&txn.open_table(SESSIONS_OF)?, &k)?;
+            let now = unix_now();
+            Ok(stored
+                .unwrap_or_default()
+                .0
+                .into_iter()
+                .filter(|(_, _, end)| *end >= now)
+                .map(|(_, family, end)| (family, end))
+                .collect())
+        })
+        .await
+    }
+
     /// Both in one write transaction: one commit per login, not two.
     async fn session_start(
         &self,

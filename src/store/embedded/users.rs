@@ -2,28 +2,66 @@
 //! tenant and normalized email to the id. Both change in one transaction.
 
 use async_trait::async_trait;
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::End::{Abort, Commit};
 use super::{DbError, EmbeddedStore, SEP, USER_EMAILS, USERS, get_json, key, put_json};
-use crate::store::{DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
+use crate::store::{Created, DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
+
+/// Adds `user` (its email normalized) unless its email or id is taken.
+fn insert(txn: &WriteTransaction, tenant: &str, user: &DirectoryUser) -> Result<Created, DbError> {
+    let (user_k, email_k) = (key(tenant, &user.id), key(tenant, &user.email));
+    let mut emails = txn.open_table(USER_EMAILS)?;
+    if emails.get(email_k.as_str())?.is_some() {
+        return Ok(Created::EmailTaken);
+    }
+    if txn.open_table(USERS)?.get(user_k.as_str())?.is_some() {
+        return Ok(Created::IdTaken);
+    }
+    emails.insert(email_k.as_str(), user.id.as_str())?;
+    put_json(txn, USERS, &user_k, user)?;
+    Ok(Created::Created)
+}
 
 #[async_trait]
 impl Users for EmbeddedStore {
     async fn user_create(&self, tenant: &str, user: &DirectoryUser) -> StoreResult<bool> {
         let mut user = user.clone();
         user.email = normalize_email(&user.email);
-        let (user_k, email_k) = (key(tenant, &user.id), key(tenant, &user.email));
+        let tenant = tenant.to_owned();
         self.write("user_create", move |txn| {
-            let mut emails = txn.open_table(USER_EMAILS)?;
-            if emails.get(email_k.as_str())?.is_some()
-                || txn.open_table(USERS)?.get(user_k.as_str())?.is_some()
-            {
-                return Ok(Abort(false));
+            Ok(match insert(txn, &tenant, &user)? {
+                Created::Created => Commit(true),
+                _ => Abort(false),
+            })
+        })
+        .await
+    }
+
+    async fn users_create_many(
+        &self,
+        tenant: &str,
+        users: &[DirectoryUser],
+    ) -> StoreResult<Vec<Created>> {
+        let users: Vec<DirectoryUser> = users
+            .iter()
+            .map(|user| DirectoryUser {
+                email: normalize_email(&user.email),
+                ..user.clone()
+            })
+            .collect();
+        let tenant = tenant.to_owned();
+        // One commit for the batch.
+        self.write("users_create_many", move |txn| {
+            let mut outcomes = Vec::with_capacity(users.len());
+            for user in &users {
+                let outcome = insert(txn, &tenant, user)?;
+                outcomes.push(outcome);
             }
-            emails.insert(email_k.as_str(), user.id.as_str())?;
-            put_json(txn, USERS, &user_k, &user)?;
-            Ok(Commit(true))
+            match outcomes.contains(&Created::Created) {
+                true => Ok(Commit(outcomes)),
+                false => Ok(Abort(outcomes)),
+            }
         })
         .await
     }
@@ -112,6 +150,31 @@ impl Users for EmbeddedStore {
             };
             txn.open_table(USER_EMAILS)?
                 .remove(key(&tenant, &user.email).as_str())?;
+            Ok(Commit(true))
+        })
+        .await
+    }
+
+    async fn user_swap(
+        &self,
+        tenant: &str,
+        expected: &DirectoryUser,
+        new: &DirectoryUser,
+    ) -> StoreResult<bool> {
+        let (expected, new) = (expected.clone(), new.clone());
+        let user_k = key(tenant, &new.id);
+        if expected.id != new.id || expected.email != new.email {
+            return Err(crate::store::StoreError(
+                "a swap keeps the id and the email".into(),
+            ));
+        }
+        // Like the login's session (see `sync`): durable within a second.
+        self.write_unsynced("user_swap", move |txn| {
+            let stored: Option<DirectoryUser> = get_json(&txn.open_table(USERS)?, &user_k)?;
+            if stored.as_ref() != Some(&expected) {
+                return Ok(Abort(false));
+            }
+            put_json(txn, USERS, &user_k, &new)?;
             Ok(Commit(true))
         })
         .await

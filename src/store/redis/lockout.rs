@@ -64,4 +64,15 @@ impl Lockout for RedisStore {
         }
         self.invoke("lockout_settle", &script).await
     }
+
+    async fn lockout_clear(&self, tenant: &str, counter: &str) -> StoreResult<()> {
+        self.call(
+            "lockout_clear",
+            redis::cmd("HDEL")
+                .arg(self.keys.of(tenant, "lockout", counter))
+                .arg(&["failures", "window_ends", "locked_until"])
+                .query_async::<()>(&mut self.conn()),
+        )
+        .await
+    }
 }

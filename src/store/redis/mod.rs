@@ -63,6 +63,7 @@ struct Scripts {
     user_create: Script,
     user_update: Script,
     user_delete: Script,
+    user_swap: Script,
 }
 
 impl Scripts {
@@ -93,6 +94,7 @@ impl Scripts {
             user_create: Script::new(include_str!("user_create.lua")),
             user_update: Script::new(include_str!("user_update.lua")),
             user_delete: Script::new(include_str!("user_delete.lua")),
+            user_swap: Script::new(include_str!("user_swap.lua")),
         }
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::cache::Event;
-use crate::store::{FamilyUse, Sessions, StoreError, StoreResult};
+use crate::store::{FamilyUse, Sessions, StoreError, StoreResult, unix_now};
 
 impl RedisStore {
     /// This replica revoked a family: its own memory learns it at once.
@@ -143,5 +143,26 @@ impl Sessions for RedisStore {
                 _ => Err(StoreError("unreadable session list".into())),
             })
             .collect()
+    }
+
+    async fn sessions_of(&self, tenant: &str, subject: &str) -> StoreResult<Vec<(String, u64)>> {
+        let all: Vec<(String, f64)> = self
+            .call(
+                "sessions_of",
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.of(tenant, "sessions", subject))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
+        let now = unix_now();
+        // Members are the start (16 digits), `:`, the family: in start order.
+        Ok(all
+            .into_iter()
+            .filter(|(_, end)| *end as u64 >= now)
+            .filter_map(|(member, end)| Some((member.get(17..)?.to_owned(), end as u64)))
+            .collect())
     }
 }

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use super::{RedisStore, decode, encode};
-use crate::store::{DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
+use crate::store::{
+    Created, DirectoryUser, StoreError, StoreResult, Users, UsersPage, normalize_email,
+};
 
 /// The tenant's keys: id -> record, email -> id, and the ids to page through.
 const RECORDS: &str = "users";
@@ -57,6 +59,51 @@ impl Users for RedisStore {
             )
             .await?;
         Ok(added == 1)
+    }
+
+    async fn users_create_many(
+        &self,
+        tenant: &str,
+        users: &[DirectoryUser],
+    ) -> StoreResult<Vec<Created>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for the batch; the scripts run one after another.
+        self.scripts
+            .user_create
+            .load_async(&mut self.conn())
+            .await
+            .map_err(|e| StoreError(format!("users_create_many: {e}")))?;
+        let (records, emails, ids) = self.directory(tenant);
+        let mut pipe = redis::pipe();
+        for user in users {
+            let email = normalize_email(&user.email);
+            let record = encode(&DirectoryUser {
+                email: email.clone(),
+                ..user.clone()
+            })?;
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.user_create.get_hash())
+                .arg(3)
+                .arg(&records)
+                .arg(&emails)
+                .arg(&ids)
+                .arg(&user.id)
+                .arg(&email)
+                .arg(record);
+        }
+        let outcomes: Vec<u8> = self
+            .call("users_create_many", pipe.query_async(&mut self.conn()))
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                1 => Created::Created,
+                2 => Created::IdTaken,
+                _ => Created::EmailTaken,
+            })
+            .collect())
     }
 
     async fn user_get(&self, tenant: &str, id: &str) -> StoreResult<Option<DirectoryUser>> {
@@ -154,5 +201,28 @@ impl Users for RedisStore {
             )
             .await?;
         Ok(deleted == 1)
+    }
+
+    async fn user_swap(
+        &self,
+        tenant: &str,
+        expected: &DirectoryUser,
+        new: &DirectoryUser,
+    ) -> StoreResult<bool> {
+        if expected.id != new.id || expected.email != new.email {
+            return Err(StoreError("a swap keeps the id and the email".into()));
+        }
+        let swapped: u8 = self
+            .invoke(
+                "user_swap",
+                self.scripts
+                    .user_swap
+                    .key(self.keys.tenant(tenant, RECORDS))
+                    .arg(&new.id)
+                    .arg(encode(expected)?)
+                    .arg(encode(new)?),
+            )
+            .await?;
+        Ok(swapped == 1)
     }
 }

@@ -17,6 +17,7 @@ pub fn user(id: &str, email: &str) -> DirectoryUser {
         company_id: None,
         created_at: 1_700_000_000,
         last_login_at: None,
+        sessions_epoch: 0,
     }
 }
 
@@ -215,5 +216,73 @@ pub async fn tenants_have_directories_of_their_own(store: Arc<dyn Store>) {
             .unwrap()
             .users
             .is_empty()
+    );
+}
+
+pub async fn a_swap_replaces_only_the_user_it_expects(store: Arc<dyn Store>) {
+    let ada = user("u1", "ada@example.test");
+    assert!(store.user_create("t", &ada).await.unwrap());
+    let stored = store.user_get("t", "u1").await.unwrap().unwrap();
+    let mut logged_in = stored.clone();
+    logged_in.last_login_at = Some(1_700_000_500);
+    logged_in.password_hash = "$argon2id$rehashed".into();
+    assert!(store.user_swap("t", &stored, &logged_in).await.unwrap());
+    assert_eq!(
+        store.user_get("t", "u1").await.unwrap(),
+        Some(logged_in.clone())
+    );
+    // Changed meanwhile (an operator's update): a swap from the old one fails.
+    let mut deactivated = logged_in.clone();
+    deactivated.active = false;
+    deactivated.sessions_epoch += 1;
+    assert!(store.user_update("t", &deactivated).await.unwrap());
+    let mut late = logged_in.clone();
+    late.last_login_at = Some(1_700_000_900);
+    assert!(!store.user_swap("t", &logged_in, &late).await.unwrap());
+    assert_eq!(store.user_get("t", "u1").await.unwrap(), Some(deactivated));
+    // Gone: nothing to swap, nothing created.
+    assert!(store.user_delete("t", "u1").await.unwrap());
+    assert!(!store.user_swap("t", &logged_in, &late).await.unwrap());
+    assert_eq!(store.user_get("t", "u1").await.unwrap(), None);
+}
+
+pub async fn a_batch_creates_each_user_unless_its_email_or_id_is_taken(store: Arc<dyn Store>) {
+    use polyauth::store::Created;
+    assert!(
+        store
+            .user_create("t", &user("old", "old@example.test"))
+            .await
+            .unwrap()
+    );
+    let batch = [
+        user("n1", "new1@example.test"),
+        user("n2", "OLD@example.test"),
+        user("old", "new2@example.test"),
+        user("n3", "NEW1@example.test"),
+        user("n4", "new4@example.test"),
+    ];
+    let outcomes = store.users_create_many("t", &batch).await.unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            Created::Created,
+            Created::EmailTaken,
+            Created::IdTaken,
+            // A later user of the batch sees the earlier ones.
+            Created::EmailTaken,
+            Created::Created,
+        ]
+    );
+    let page = store.users_page("t", None, 100).await.unwrap();
+    let ids: Vec<&str> = page.users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["n1", "n4", "old"]);
+    assert_eq!(
+        store.user_get("t", "old").await.unwrap().unwrap().email,
+        "old@example.test",
+        "never overwritten"
+    );
+    assert_eq!(
+        store.users_create_many("t", &[]).await.unwrap(),
+        Vec::<Created>::new()
     );
 }
