@@ -11,8 +11,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> std::process::ExitCode {
     let cli = polyauth::cli::Cli::parse();
     match polyauth::cli::run(cli).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
+        Ok(status) => std::process::ExitCode::from(status),
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE

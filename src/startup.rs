@@ -90,6 +90,7 @@ impl Application {
             max_connections: server.max_connections,
             max_connections_per_ip: server.max_connections_per_ip,
             metrics: server.metrics,
+            admin_token: server.admin_token().map_err(anyhow::Error::msg)?,
         };
         let servers = http::serve(state, tenants, listening, public, admin)?;
         Ok(Self {
@@ -222,6 +223,17 @@ async fn build_tenant(
         tokio::task::spawn_blocking(move || config.tenant(keyset, limits, claims, api_key_secret))
             .await??
     };
+    // A file user and a directory user with one email would be two
+    // accounts behind one login.
+    for user in tenant.file_users() {
+        if store.user_find(&tenant.id, &user.email).await?.is_some() {
+            anyhow::bail!(
+                "tenant {}: `{}` is both a user of its file and of its directory in the store; remove one",
+                tenant.id,
+                user.email
+            );
+        }
+    }
     let cors = loaded
         .cors
         .map(|origins| Arc::new(CorsPolicy::new(origins, &loaded.dialect)));
@@ -238,5 +250,6 @@ async fn build_tenant(
         path_prefix: config.path_prefix,
         access: loaded.access,
         upstream: loaded.upstream,
+        migration: loaded.migration.map(Arc::new),
     }))
 }

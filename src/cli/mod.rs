@@ -1,6 +1,8 @@
 //! The command line: `serve`, `check`, `hash-password`, `hash-secret`, `openapi`,
 //! `keys rotate`.
 
+mod import;
+
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
@@ -44,7 +46,8 @@ pub enum Command {
         #[arg(long)]
         generate: bool,
     },
-    /// Write the OpenAPI document of every dialect to `<out>/<dialect>.json`.
+    /// Write the OpenAPI document of every dialect to `<out>/<dialect>.json`,
+    /// and the admin API's to `<out>/admin.json`.
     Openapi {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
@@ -56,6 +59,34 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage tenants' user directories.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Import users into a tenant's directory from a file of JSON lines,
+    /// one admin-API create body each with `password_hash` (never
+    /// `password`). A line whose email exists is left as it is, so running
+    /// a file twice imports it once; a refused line is reported by number
+    /// and never stops the others. Exits 0 when no line was refused, 1 when
+    /// some was, 2 on a usage or configuration error. With the embedded
+    /// store, stop the gateway first; with Redis it may be running.
+    Import {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// Print the summary as JSON (with the first 1,000 refused lines).
+        #[arg(long)]
+        json: bool,
+        /// The file of JSON lines; `-` reads stdin.
+        file: PathBuf,
     },
 }
 
@@ -77,9 +108,32 @@ pub enum KeysCommand {
     },
 }
 
-/// Runs the parsed command; `Ok(false)` means a check failed.
-pub async fn run(cli: Cli) -> anyhow::Result<bool> {
-    match cli.command.unwrap_or(Command::Serve {
+/// Runs the parsed command: the process's exit status (an error exits 1).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    run_command(cli).await.map(|ok| match ok {
+        Outcome::Done => 0,
+        Outcome::Failed => 1,
+        Outcome::Usage => 2,
+    })
+}
+
+/// How a command ended.
+enum Outcome {
+    Done,
+    /// A check failed, or a line was refused.
+    Failed,
+    /// Wrong arguments or configuration.
+    Usage,
+}
+
+impl From<bool> for Outcome {
+    fn from(ok: bool) -> Self {
+        if ok { Self::Done } else { Self::Failed }
+    }
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<Outcome> {
+    let done = match cli.command.unwrap_or(Command::Serve {
         config: PathBuf::from("config"),
     }) {
         Command::Serve { config } => serve(config).await.map(|()| true),
@@ -103,7 +157,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             hash_secret(generate)?;
             Ok(true)
         }
-    }
+        Command::Users {
+            command:
+                UsersCommand::Import {
+                    tenant,
+                    config,
+                    json,
+                    file,
+                },
+        } => return import::run(&config, &tenant, &file, json).await,
+    };
+    done.map(Outcome::from)
 }
 
 /// `hash-secret`: the hash of the secret on stdin, or a new secret and its
@@ -175,6 +239,10 @@ fn write_openapi(
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("{}", path.display());
     }
+    let path = out.join("admin.json");
+    std::fs::write(&path, crate::http::admin::users::document_json())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
     Ok(())
 }
 
@@ -267,6 +335,21 @@ fn check(dir: &std::path::Path) -> bool {
             for name in loaded.dialects.names() {
                 if let Some(dialect) = loaded.dialects.get(name) {
                     println!("ok  dialect {}", dialect.describe());
+                }
+            }
+            let server = &loaded.server;
+            match (&server.admin_token_file, &server.admin_token_env) {
+                (Some(file), _) => println!(
+                    "ok  admin API on at {}/admin/v1 (token from {})",
+                    server.admin_listen,
+                    file.display()
+                ),
+                (None, Some(var)) => println!(
+                    "ok  admin API on at {}/admin/v1 (token from ${var})",
+                    server.admin_listen
+                ),
+                (None, None) => {
+                    println!("ok  admin API off (no admin_token_file or admin_token_env)")
                 }
             }
             true

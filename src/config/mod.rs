@@ -6,6 +6,7 @@
 //! the working directory polyauth runs in.
 
 pub mod keys;
+pub mod migration;
 pub mod secret;
 pub mod server;
 pub mod tenant;
@@ -66,6 +67,8 @@ pub struct LoadedTenant {
     pub access: Rules,
     /// Where requests that are not polyauth's are proxied.
     pub upstream: Option<upstream::Upstream>,
+    /// `[migration]`, validated.
+    pub migration: Option<migration::Migration>,
 }
 
 /// Everything the gateway needs to start.
@@ -156,6 +159,13 @@ fn load_server(
         if value == 0 {
             return Err(ConfigError::new(&file, key, "must be above zero"));
         }
+    }
+    if let Err(message) = server.admin_token() {
+        let key = match server.admin_token_file {
+            Some(_) => "admin_token_file",
+            None => "admin_token_env",
+        };
+        return Err(ConfigError::new(&file, key, message));
     }
     // Each slot is a thread with its own argon2 buffer.
     if !(1..=MAX_HASHING_THREADS).contains(&server.hashing.max_concurrent) {
@@ -307,6 +317,27 @@ fn validate_tenant(
             }
         }
     }
+    let migration = match &config.migration {
+        None => None,
+        Some(_)
+            if !dialect
+                .routes
+                .iter()
+                .any(|r| r.operation == crate::dialect::operation::Operation::Login) =>
+        {
+            return Err(err(
+                "migration",
+                format!(
+                    "dialect `{}` has no login route to replay to the vendor",
+                    dialect.name
+                ),
+            ));
+        }
+        Some(written) => Some(
+            migration::Migration::of(written)
+                .map_err(|(key, problem)| err(&format!("migration.{key}"), problem))?,
+        ),
+    };
     let cors = match &config.cors_origins {
         Some(origins) => AllowedOrigins::parse(origins)
             .map_err(|(i, problem)| err(&format!("cors_origins[{i}]"), problem))?,
@@ -443,6 +474,7 @@ fn validate_tenant(
         cors,
         access,
         upstream,
+        migration,
     })
 }
 

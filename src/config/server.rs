@@ -53,6 +53,39 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     #[serde(default)]
     pub hashing: HashingConfig,
+    /// Where the admin API's bearer token is read from (one at most); with
+    /// neither, the admin API is off and answers 404.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+}
+
+/// Shortest admin token accepted, in bytes: it guards every user.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+impl ServerConfig {
+    /// The admin API's bearer token, `None` when the API is off. The error
+    /// never holds the token.
+    pub fn admin_token(&self) -> Result<Option<SecretString>, String> {
+        use secrecy::ExposeSecret;
+        let Some(source) = SecretSource::pick(
+            "admin_token",
+            self.admin_token_file.as_ref(),
+            self.admin_token_env.as_ref(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let token = source.read()?;
+        let length = token.expose_secret().len();
+        if length < MIN_ADMIN_TOKEN_BYTES {
+            return Err(format!(
+                "the admin token is {length} bytes; it must be at least {MIN_ADMIN_TOKEN_BYTES} (`openssl rand -base64 32` makes one)"
+            ));
+        }
+        Ok(Some(token))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

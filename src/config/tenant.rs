@@ -71,9 +71,19 @@ pub struct TenantConfig {
     /// OAuth clients that may call introspection and revocation.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// The vendor the tenant's users are moving off (lazy migration).
+    #[serde(default)]
+    pub migration: Option<super::migration::MigrationConfig>,
 }
 
 impl TenantConfig {
+    /// Its file's users and companies, indexed. Costs one argon2 hash.
+    pub fn accounts(&self) -> anyhow::Result<Accounts> {
+        let users = self.users.iter().map(UserConfig::spec).collect();
+        let companies = self.companies.iter().map(CompanyConfig::spec).collect();
+        Accounts::new(&self.id, users, companies)
+    }
+
     /// The engine's tenant, given its loaded keys, the lifetimes and session
     /// cap in effect, the dialect's claims and the API-key secret. Costs one
     /// argon2 hash.
@@ -84,8 +94,6 @@ impl TenantConfig {
         extra_claims: Vec<(String, ClaimValue)>,
         api_key_secret: Option<SecretString>,
     ) -> anyhow::Result<Tenant> {
-        let users = self.users.iter().map(UserConfig::spec).collect();
-        let companies = self.companies.iter().map(CompanyConfig::spec).collect();
         let clients = self
             .clients
             .iter()
@@ -108,7 +116,7 @@ impl TenantConfig {
             uniform_login_errors: self.uniform_login_errors,
             extra_claims,
             api_key_secret,
-            accounts: Accounts::new(&self.id, users, companies)?,
+            accounts: self.accounts()?,
             clients: Clients::new(clients),
             meters: crate::meters::TenantMeters::new(&self.id),
         })

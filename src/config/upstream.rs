@@ -140,7 +140,7 @@ fn parse(url: &str) -> Result<(Scheme, Authority, String), String> {
 
 /// TLS for an https upstream: rustls's safe defaults, trusting the CAs of
 /// `ca_file` or else the system's.
-fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, String> {
+pub(super) fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {

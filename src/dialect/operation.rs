@@ -123,6 +123,7 @@ const LOGIN: Rules = Rules {
             client_ip: presented.client_ip,
             // A dialect that shows the key on login (PayHub) gets it.
             with_api_key: presented.shows(P::ApiKey),
+            legacy: None,
         })
     },
 };

@@ -223,6 +223,19 @@ impl Route {
         self.success.render(200, values)
     }
 
+    /// Whether an answer has this route's success shape: its status, and a
+    /// JSON body that [`Node::matches`] its body template.
+    pub fn is_success(&self, status: u16, body: &[u8]) -> bool {
+        if status != self.success.status_or(200) {
+            return false;
+        }
+        match self.success.body() {
+            None => true,
+            Some(template) => serde_json::from_slice::<serde_json::Value>(body)
+                .is_ok_and(|value| template.matches(&value)),
+        }
+    }
+
     /// The success answer's status, headers and body template.
     pub fn success(&self) -> (u16, Vec<(&str, TextShape)>, Option<&Node>) {
         let template = &self.success;

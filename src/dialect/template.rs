@@ -276,6 +276,28 @@ pub enum Node {
 }
 
 impl Node {
+    /// Whether `value` has the shape this template renders: its literals
+    /// equal, a placeholder present (a stringified one or a text as a
+    /// string), every object key there (others may be too), lists as lists.
+    /// What tells a vendor's success from its failure.
+    pub fn matches(&self, value: &Value) -> bool {
+        match self {
+            Self::Literal(literal) => literal == value,
+            Self::Typed(_) => !value.is_null(),
+            Self::Stringified(_) => value.is_string(),
+            Self::Text(text) => match text.shape() {
+                TextShape::Literal(literal) => value.as_str() == Some(literal.as_str()),
+                TextShape::Number | TextShape::Other => value.is_string(),
+            },
+            Self::Object(fields) => value.as_object().is_some_and(|object| {
+                fields
+                    .iter()
+                    .all(|(key, node)| object.get(key).is_some_and(|v| node.matches(v)))
+            }),
+            Self::Array(_) | Self::EachField(..) => value.is_array(),
+        }
+    }
+
     pub fn compile(value: &toml::Value) -> Result<Self, String> {
         Ok(match value {
             toml::Value::String(s) => compile_string(s)?,

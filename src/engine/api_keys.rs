@@ -77,7 +77,7 @@ impl Engine {
     }
 
     /// Makes the key of `generation` the subject's only one.
-    async fn issue_api_key(
+    pub(super) async fn issue_api_key(
         &self,
         tenant: &Tenant,
         subject: &str,
@@ -143,12 +143,16 @@ impl Engine {
         key: &str,
     ) -> EngineResult<(ApiKeyRecord, Identity)> {
         let record = self.api_key_record(tenant, key).await?;
-        let user = tenant
-            .user_by_id(&record.subject)
-            .filter(|u| u.active)
-            .ok_or(EngineError::InvalidToken(TokenProblem::Invalid))?;
-        let identity = Identity::of_user(user);
-        Ok((record, identity))
+        let invalid = || EngineError::InvalidToken(TokenProblem::Invalid);
+        if let Some(user) = tenant.user_by_id(&record.subject) {
+            let user = Some(user).filter(|u| u.active).ok_or_else(invalid)?;
+            return Ok((record, Identity::of_user(user)));
+        }
+        // A directory user's key is read with the user, each time: a user
+        // deleted or deactivated on any replica has no working key.
+        let user = self.store.user_get(&tenant.id, &record.subject).await?;
+        let user = user.filter(|u| u.active).ok_or_else(invalid)?;
+        Ok((record, Identity::of_directory_user(&user)))
     }
 
     /// The record of a working API key, whatever its holder's state now.

@@ -7,10 +7,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::tenant::User;
 use super::{
-    Engine, EngineError, EngineResult, Grant, Identity, LoginRequest, Tenant, password, tenant,
+    Engine, EngineError, EngineResult, Grant, Identity, Legacy, LoginRequest, Tenant, password,
+    tenant,
 };
-use crate::store::{Attempt, LockoutPolicy, Reservation, Settle, Store};
+use crate::store::{Attempt, LockoutPolicy, Reservation, Settle, Store, unix_now};
 
 /// Longest email address that can exist (RFC 5321 path limit).
 const MAX_EMAIL_LEN: usize = 254;
@@ -44,6 +46,21 @@ impl Held {
             .store
             .lockout_settle(&self.tenant, &names, &reservation, outcome, &self.policy)
             .await?)
+    }
+}
+
+/// Whose password a login checks.
+enum Account {
+    File(Arc<User>),
+    Directory(crate::store::DirectoryUser),
+}
+
+impl Account {
+    fn active(&self) -> bool {
+        match self {
+            Account::File(user) => user.active,
+            Account::Directory(user) => user.active,
+        }
     }
 }
 
@@ -85,39 +102,52 @@ impl Engine {
     async fn login_timed(&self, tenant: &Tenant, request: LoginRequest) -> EngineResult<Grant> {
         let email = tenant::normalize_email(&request.email);
         // No account has a longer address (RFC 5321): do not let one become a store key.
-        let account = (email.len() <= MAX_EMAIL_LEN).then(|| format!("acct:{email}"));
+        let account = (email.len() <= MAX_EMAIL_LEN).then(|| account_key(&email));
         let ip = request.client_ip.map(address_key);
         let mut held = self
             .hold(tenant, account.iter().cloned().chain(ip).collect())
             .await?;
-
-        let user = account
-            .as_ref()
-            .and_then(|_| tenant.user_by_email(&email))
-            .cloned();
-        let hash = user.as_ref().map_or_else(
-            || Arc::clone(&tenant.accounts.dummy_hash),
-            |u| Arc::clone(&u.password_hash),
-        );
-        let matches = match self.hasher.verify(hash, request.password).await {
-            Ok(matches) => matches,
+        let found = match &account {
+            Some(_) => self.account(tenant, &email).await,
+            None => Ok(None),
+        };
+        let found = match found {
+            Ok(found) => found,
             Err(error) => {
                 held.settle(Settle::Passed { clear: &[] }).await?;
-                return Err(match error {
-                    password::HashError::Busy(_) => EngineError::Unavailable(error.to_string()),
-                    password::HashError::Failed(_) => EngineError::Internal(error.into()),
-                });
+                return Err(error);
             }
         };
-        let user = match (user, matches) {
-            (Some(user), true) if user.active => user,
-            (Some(_), true) => {
+        let LoginRequest {
+            password,
+            legacy,
+            remember,
+            with_api_key,
+            ..
+        } = request;
+        let checked = match (found, legacy) {
+            (None, Some(legacy)) if account.is_some() => self
+                .migrate(tenant, &email, password, legacy.as_ref())
+                .await
+                .map(|user| user.map(|user| (Account::Directory(user), true, None))),
+            (found, _) => self.check_password(tenant, found, password).await,
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                held.settle(Settle::Passed { clear: &[] }).await?;
+                return Err(error);
+            }
+        };
+        let (account_found, rehashed) = match checked {
+            Some((found, true, rehashed)) if found.active() => (found, rehashed),
+            Some((_, true, _)) => {
                 held.settle(Settle::Failed).await?;
                 return Err(EngineError::AccountInactive);
             }
-            (user, _) => {
+            found => {
                 held.settle(Settle::Failed).await?;
-                return Err(match (user, tenant.uniform_login_errors) {
+                return Err(match (found, tenant.uniform_login_errors) {
                     (_, true) => EngineError::InvalidCredentials,
                     (None, false) => EngineError::UnknownUser,
                     (Some(_), false) => EngineError::WrongPassword,
@@ -128,21 +158,147 @@ impl Engine {
         // in with your own account does not reset a spraying address.
         let clear: Vec<&str> = account.as_deref().into_iter().collect();
         held.settle(Settle::Passed { clear: &clear }).await?;
-        if user.demo && !user.email_verified {
-            return Err(EngineError::EmailUnverified);
-        }
-        let refresh_ttl = if request.remember {
+        let refresh_ttl = if remember {
             tenant.lifetimes.remember_refresh
         } else {
             tenant.lifetimes.refresh
         };
-        let mut grant = self
-            .start_session(tenant, Identity::of_user(&user), refresh_ttl)
-            .await?;
-        if request.with_api_key {
-            grant.api_key = Some(self.current_api_key(tenant, &user.id).await?);
+        let (mut grant, subject) = match account_found {
+            Account::File(user) => {
+                if user.demo && !user.email_verified {
+                    return Err(EngineError::EmailUnverified);
+                }
+                let grant = self
+                    .start_session(tenant, Identity::of_user(&user), refresh_ttl)
+                    .await?
+                    .0;
+                (grant, user.id.clone())
+            }
+            Account::Directory(user) => {
+                let (grant, family) = self
+                    .start_session(tenant, Identity::of_directory_user(&user), refresh_ttl)
+                    .await?;
+                self.logged_in(tenant, &user, rehashed, &family, grant.refresh_expires_in)
+                    .await?;
+                (grant, user.id)
+            }
+        };
+        if with_api_key {
+            grant.api_key = Some(self.current_api_key(tenant, &subject).await?);
         }
         Ok(grant)
+    }
+
+    /// The account with `email`: the tenant file's, else the directory's.
+    async fn account(&self, tenant: &Tenant, email: &str) -> EngineResult<Option<Account>> {
+        if let Some(user) = tenant.user_by_email(email) {
+            return Ok(Some(Account::File(Arc::clone(user))));
+        }
+        let stored = self.store.user_find(&tenant.id, email).await?;
+        Ok(stored.map(Account::Directory))
+    }
+
+    /// Checks `password` against the account's hash (an unknown account's
+    /// against a dummy, so that it takes as long). A directory user's hash
+    /// that is not the tenant's argon2id is made again in the same job.
+    async fn check_password(
+        &self,
+        tenant: &Tenant,
+        found: Option<Account>,
+        password: secrecy::SecretString,
+    ) -> EngineResult<Option<(Account, bool, Option<String>)>> {
+        let params = &tenant.accounts.params;
+        let (hash, rehash) = match &found {
+            None => (Arc::clone(&tenant.accounts.dummy_hash), None),
+            Some(Account::File(user)) => (Arc::clone(&user.password_hash), None),
+            Some(Account::Directory(user)) => {
+                let current = password::is_argon2id_with(&user.password_hash, params);
+                let rehash = (!current).then(|| params.clone());
+                (Arc::from(user.password_hash.as_str()), rehash)
+            }
+        };
+        let done = self
+            .hasher
+            .verify_and_rehash(hash, password, rehash)
+            .await
+            .map_err(super::directory::hash_failed)?;
+        Ok(found.map(|found| (found, done.matches, done.hashed)))
+    }
+
+    /// A user no directory knows, asked of the vendor the tenant is moving
+    /// off: when the vendor takes the login, the user is created here with
+    /// an argon2id hash of the password, and the vendor is never asked
+    /// about it again.
+    async fn migrate(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        password: secrecy::SecretString,
+        legacy: &dyn Legacy,
+    ) -> EngineResult<Option<crate::store::DirectoryUser>> {
+        if !legacy.accepts().await {
+            return Ok(None);
+        }
+        let hash = self
+            .hasher
+            .hash(password, tenant.accounts.params.clone())
+            .await
+            .map_err(super::directory::hash_failed)?;
+        let user = crate::store::DirectoryUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: email.to_owned(),
+            password_hash: hash,
+            roles: Vec::new(),
+            active: true,
+            email_verified: false,
+            company_id: None,
+            created_at: unix_now(),
+            last_login_at: None,
+            sessions_epoch: 0,
+        };
+        if self.store.user_create(&tenant.id, &user).await? {
+            tracing::info!(tenant = %tenant.id, subject = %user.id, "user moved over from the legacy vendor");
+            return Ok(Some(user));
+        }
+        // Moved over meanwhile by a login of its own: that one is the user.
+        Ok(self.store.user_find(&tenant.id, email).await?)
+    }
+
+    /// Notes a directory user's login (its time, and its new hash if it
+    /// was rehashed). If the user changed meanwhile in a way that ends its
+    /// sessions (deactivated, deleted, a new password, logout everywhere),
+    /// the session just started ends too and the login fails.
+    async fn logged_in(
+        &self,
+        tenant: &Tenant,
+        user: &crate::store::DirectoryUser,
+        rehashed: Option<String>,
+        family: &str,
+        refresh_expires_in: Option<u64>,
+    ) -> EngineResult<()> {
+        let mut noted = user.clone();
+        noted.last_login_at = Some(unix_now());
+        if let Some(hash) = rehashed {
+            noted.password_hash = hash;
+        }
+        if self.store.user_swap(&tenant.id, user, &noted).await? {
+            return Ok(());
+        }
+        let now = self.store.user_get(&tenant.id, &user.id).await?;
+        match now {
+            // Changed in a way that leaves its sessions (roles, another
+            // login's time): this one stands, its time is not noted.
+            Some(now) if now.active && now.sessions_epoch == user.sessions_epoch => Ok(()),
+            _ => {
+                let end = unix_now().saturating_add(refresh_expires_in.unwrap_or_default());
+                self.revoke_family(tenant, family, end).await?;
+                Err(if tenant.uniform_login_errors {
+                    EngineError::InvalidCredentials
+                } else {
+                    EngineError::AccountInactive
+                })
+            }
+        }
     }
 
     /// A company logs in by its registered id (no password).
@@ -173,12 +329,11 @@ impl Engine {
             return Err(EngineError::UnknownUser);
         };
         held.settle(Settle::Passed { clear: &[] }).await?;
-        self.start_session(
-            tenant,
-            Identity::of_company(company),
-            tenant.lifetimes.refresh,
-        )
-        .await
+        let identity = Identity::of_company(company);
+        Ok(self
+            .start_session(tenant, identity, tenant.lifetimes.refresh)
+            .await?
+            .0)
     }
 
     /// Holds a place for one attempt on every counter together: refused
@@ -247,6 +402,11 @@ fn record_login(tenant: &Tenant, answered: &EngineResult<Grant>, started: Instan
         Err(_) => "error",
     };
     tenant.meters.login(outcome, started.elapsed());
+}
+
+/// The lockout counter of an account, by its normalized email.
+pub(super) fn account_key(email: &str) -> String {
+    format!("acct:{email}")
 }
 
 /// The lockout counter of a client address; IPv6 clients are counted per

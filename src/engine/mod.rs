@@ -12,6 +12,8 @@ pub mod tenant;
 pub mod tokens;
 
 mod api_keys;
+mod directory;
+pub mod import;
 mod introspect;
 mod login;
 mod sessions;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 pub use call::{Call, Outcome};
+pub use directory::{DirectoryError, NewUser, UserChange};
 pub use error::{Detail, EngineError, EngineResult, ErrorCode, MessageKey, TokenProblem};
 pub use introspect::{IntrospectedKind, Introspection, TokenInfo, TokenTypeHint};
 pub use login::ATTEMPT_HOLD;
@@ -42,6 +45,16 @@ pub struct LoginRequest {
     pub client_ip: Option<IpAddr>,
     /// Also hand out the user's API key (the same one until it is rotated).
     pub with_api_key: bool,
+    /// The vendor to ask when no directory knows the email (lazy migration).
+    pub legacy: Option<Box<dyn Legacy>>,
+}
+
+/// The vendor a tenant's users are moving off, asked about a login for an
+/// email no directory knows (`[migration]`).
+#[async_trait::async_trait]
+pub trait Legacy: Send + Sync {
+    /// Whether the vendor takes this very login. Any failure to ask is a no.
+    async fn accepts(&self) -> bool;
 }
 
 /// Tokens handed out by a login or a refresh. Not `Debug`: it holds secrets.
@@ -122,6 +135,8 @@ struct Identity {
     email: Option<String>,
     roles: Vec<String>,
     company: Option<String>,
+    /// A user of the directory in the store, not of the tenant's file.
+    directory: bool,
 }
 
 impl Identity {
@@ -131,6 +146,29 @@ impl Identity {
             email: Some(user.email.clone()),
             roles: user.roles.clone(),
             company: user.company_id.clone(),
+            directory: false,
+        }
+    }
+
+    fn of_directory_user(user: &crate::store::DirectoryUser) -> Self {
+        Self {
+            subject: user.id.clone(),
+            email: Some(user.email.clone()),
+            roles: user.roles.clone(),
+            company: user.company_id.clone(),
+            directory: true,
+        }
+    }
+
+    /// A directory user as its token describes it: the directory is not
+    /// read on verify (ending its sessions is what changes there reach).
+    fn of_claims(claims: &tokens::Claims) -> Self {
+        Self {
+            subject: claims.sub.clone(),
+            email: claims.email.clone(),
+            roles: claims.roles.clone(),
+            company: claims.cid.clone(),
+            directory: true,
         }
     }
 
@@ -140,6 +178,7 @@ impl Identity {
             email: None,
             roles: company.roles.clone(),
             company: Some(company.id.clone()),
+            directory: false,
         }
     }
 }

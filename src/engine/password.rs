@@ -62,6 +62,20 @@ pub(super) fn bounded_params(hash: &PasswordHash) -> Result<Params, String> {
     Ok(params)
 }
 
+/// Whether `phc` is an argon2id hash made with exactly `params` (what a
+/// login need not rehash).
+pub fn is_argon2id_with(phc: &str, params: &Params) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    hash.algorithm.as_str() == "argon2id"
+        && hash.version == Some(Version::V0x13 as u32)
+        && Params::try_from(&hash).is_ok_and(|p| {
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                == (params.m_cost(), params.t_cost(), params.p_cost())
+        })
+}
+
 /// Hashes a password with argon2id and a fresh salt (for `hash-password`).
 pub fn hash_password(password: &SecretString, params: Params) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -120,12 +134,32 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// One verification handed to a hashing thread.
+/// What a hashing thread is asked to do.
+enum Work {
+    /// Check the password against `phc`; when it matches and `rehash` is
+    /// given, also hash it afresh with those argon2id parameters.
+    Verify {
+        phc: Arc<str>,
+        rehash: Option<Params>,
+    },
+    /// Hash the password with these argon2id parameters.
+    Hash(Params),
+}
+
+/// What a hashing thread answers.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub matches: bool,
+    /// A new argon2id PHC string of the password, when one was asked for.
+    pub hashed: Option<String>,
+}
+
+/// One job handed to a hashing thread.
 struct Job {
-    phc: Arc<str>,
+    work: Work,
     password: SecretString,
     span: tracing::Span,
-    answer: oneshot::Sender<bool>,
+    answer: oneshot::Sender<Done>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -152,8 +186,32 @@ impl Hasher {
     }
 
     /// `true` when `password` matches `phc`. A malformed hash verifies as false.
-    #[tracing::instrument(name = "argon2_verify", skip_all)]
     pub async fn verify(&self, phc: Arc<str>, password: SecretString) -> Result<bool, HashError> {
+        let work = Work::Verify { phc, rehash: None };
+        Ok(self.run(work, password).await?.matches)
+    }
+
+    /// Checks `password` against `phc` and, when it matches and `rehash` is
+    /// given, hashes it again with those parameters, in one job.
+    pub async fn verify_and_rehash(
+        &self,
+        phc: Arc<str>,
+        password: SecretString,
+        rehash: Option<Params>,
+    ) -> Result<Done, HashError> {
+        self.run(Work::Verify { phc, rehash }, password).await
+    }
+
+    /// An argon2id PHC string of `password` with `params` and a fresh salt.
+    pub async fn hash(&self, password: SecretString, params: Params) -> Result<String, HashError> {
+        self.run(Work::Hash(params), password)
+            .await?
+            .hashed
+            .ok_or_else(|| HashError::Failed("argon2 could not hash".into()))
+    }
+
+    #[tracing::instrument(name = "argon2", skip_all)]
+    async fn run(&self, work: Work, password: SecretString) -> Result<Done, HashError> {
         let waiting = Waiting::new(&self.queue_depth);
         let started = Instant::now();
         let permit =
@@ -165,7 +223,7 @@ impl Hasher {
             .map_err(|e| HashError::Failed(e.to_string()))?;
         let (answer, answered) = oneshot::channel();
         let job = Job {
-            phc,
+            work,
             password,
             span: tracing::Span::current(),
             answer,
@@ -225,18 +283,29 @@ fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>, ran: &Histogram) {
             continue;
         }
         let _entered = job.span.enter();
-        tracing::debug!("argon2 verification running");
+        tracing::debug!("argon2 job running");
         let started = Instant::now();
-        let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let password = job.password.expose_secret().as_bytes();
-            super::hashes::verify(&mut memory, &job.phc, password).unwrap_or(false)
+            let (matches, rehash) = match &job.work {
+                Work::Verify { phc, rehash } => {
+                    let matches = super::hashes::verify(&mut memory, phc, password);
+                    (matches.unwrap_or(false), rehash.clone())
+                }
+                Work::Hash(params) => (false, Some(params.clone())),
+            };
+            let wanted = matches || matches!(job.work, Work::Hash(_));
+            let hashed = rehash
+                .filter(|_| wanted)
+                .and_then(|params| hash_password(&job.password, params).ok());
+            Done { matches, hashed }
         }));
         ran.record(started.elapsed());
-        match verified {
-            Ok(matches) => {
-                let _ = job.answer.send(matches);
+        match done {
+            Ok(done) => {
+                let _ = job.answer.send(done);
             }
-            Err(_) => tracing::error!("argon2 verification panicked"),
+            Err(_) => tracing::error!("argon2 job panicked"),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::tokens::{self, Claims};
-use super::verify::{holder, looks_like_jwt};
+use super::verify::looks_like_jwt;
 use super::{
     ClaimValue, CredentialKind, Engine, EngineError, EngineResult, Grant, Identity, RevokeScope,
     Tenant, TokenProblem, TokenType, new_id,
@@ -23,7 +23,7 @@ impl Engine {
         rotate: bool,
     ) -> EngineResult<Grant> {
         let claims = self.check_token(tenant, refresh_token, TokenType::Refresh)?;
-        let identity = holder(tenant, &claims)?;
+        let identity = self.current_holder(tenant, &claims).await?;
         let family = family_of(&claims)?;
         let next_jti = rotate.then(new_id);
         match self
@@ -55,7 +55,7 @@ impl Engine {
         // Not `authenticate`: an already revoked token must reach the replay
         // check below, which is what ends the session.
         let claims = self.check_token(tenant, access_token, TokenType::Access)?;
-        let identity = holder(tenant, &claims)?;
+        let identity = self.current_holder(tenant, &claims).await?;
         let family = family_of(&claims)?;
         let Some(session_end) = self.store.family_end(&tenant.id, family).await? else {
             return Err(revoked);
@@ -124,7 +124,7 @@ impl Engine {
 
     /// Revokes a session. The record must outlive both the family's refresh
     /// tokens and the last access token minted from it.
-    async fn revoke_family(
+    pub(super) async fn revoke_family(
         &self,
         tenant: &Tenant,
         family: &str,
@@ -139,7 +139,7 @@ impl Engine {
         tenant: &Tenant,
         identity: Identity,
         refresh_ttl: Duration,
-    ) -> EngineResult<Grant> {
+    ) -> EngineResult<(Grant, String)> {
         let now = unix_now();
         let family = new_id();
         let refresh_jti = new_id();
@@ -160,7 +160,8 @@ impl Engine {
                 now.saturating_add(tenant.lifetimes.access.as_secs()),
             )
             .await?;
-        self.grant(tenant, identity, &session, Some(refresh_jti), now)
+        let grant = self.grant(tenant, identity, &session, Some(refresh_jti), now)?;
+        Ok((grant, family))
     }
 
     /// Signs a fresh access token, and a refresh token when `refresh_jti`
@@ -219,6 +220,7 @@ impl Engine {
             email: identity.email.clone(),
             roles: identity.roles.clone(),
             cid: identity.company.clone(),
+            dir: identity.directory,
         };
         let extra = tenant
             .extra_claims

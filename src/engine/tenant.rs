@@ -87,15 +87,31 @@ pub struct Tenant {
 
 impl Tenant {
     pub fn user_by_email(&self, email: &str) -> Option<&Arc<User>> {
-        self.accounts.users_by_email.get(&normalize_email(email))
+        self.accounts.user_by_email(email)
     }
 
     pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
         self.accounts.users_by_id.get(id)
     }
 
+    /// The users of the tenant's file.
+    pub fn file_users(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.accounts.users_by_id.values()
+    }
+
     pub fn company(&self, id: &str) -> Option<&Company> {
         self.accounts.companies.get(id)
+    }
+}
+
+impl Accounts {
+    pub fn user_by_email(&self, email: &str) -> Option<&Arc<User>> {
+        self.users_by_email.get(&normalize_email(email))
+    }
+
+    /// Whether `id` names a user or a company of the file.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.users_by_id.contains_key(id) || self.companies.contains_key(id)
     }
 }
 
@@ -107,6 +123,9 @@ pub struct Accounts {
     /// Verified against when the account does not exist, so that an unknown
     /// account costs the same argon2 time as a wrong password.
     pub(crate) dummy_hash: Arc<str>,
+    /// The tenant's argon2id parameters: the dummy's, what new passwords
+    /// are hashed with and what a directory user's login rehashes to.
+    pub(crate) params: argon2::Params,
 }
 
 impl Accounts {
@@ -138,7 +157,8 @@ impl Accounts {
             users_by_email.insert(email, Arc::clone(&user));
             users_by_id.insert(id, user);
         }
-        let dummy_hash = dummy_hash(dummy_params(tenant, &users))?;
+        let params = dummy_params(tenant, &users);
+        let dummy_hash = dummy_hash(params.clone())?;
         let companies = companies
             .into_iter()
             .map(|company| (company.id.clone(), company))
@@ -148,6 +168,7 @@ impl Accounts {
             users_by_id,
             companies,
             dummy_hash,
+            params,
         })
     }
 }

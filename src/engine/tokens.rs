@@ -43,6 +43,10 @@ pub struct Claims {
     /// Company of a company login, or of the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cid: Option<String>,
+    /// The holder is a user of the tenant's directory in the store (not of
+    /// its file): its sessions end when the user is changed there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
 }
 
 /// What a verification expects of a token besides a good signature.

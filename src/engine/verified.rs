@@ -114,6 +114,7 @@ mod tests {
             email: None,
             roles: vec![],
             cid: None,
+            dir: false,
         }
     }
 

@@ -168,10 +168,13 @@ impl Engine {
 }
 
 /// The holder of a token must still exist and be active: removing or
-/// deactivating an account ends its sessions at once.
+/// deactivating an account ends its sessions at once. A directory user is
+/// as its token says: what ends its access there revokes its sessions.
 pub(super) fn holder(tenant: &Tenant, claims: &Claims) -> EngineResult<Identity> {
     let company_login = claims.cid.as_deref() == Some(claims.sub.as_str());
-    let identity = if company_login {
+    let identity = if claims.dir {
+        Some(Identity::of_claims(claims))
+    } else if company_login {
         tenant.company(&claims.sub).map(Identity::of_company)
     } else {
         tenant
@@ -180,6 +183,24 @@ pub(super) fn holder(tenant: &Tenant, claims: &Claims) -> EngineResult<Identity>
             .map(|u| Identity::of_user(u))
     };
     identity.ok_or(EngineError::InvalidToken(TokenProblem::Invalid))
+}
+
+impl Engine {
+    /// [`holder`], with a directory user as the directory has it now (what
+    /// a refresh or a slide gives new tokens for).
+    pub(super) async fn current_holder(
+        &self,
+        tenant: &Tenant,
+        claims: &Claims,
+    ) -> EngineResult<Identity> {
+        if !claims.dir {
+            return holder(tenant, claims);
+        }
+        match self.store.user_get(&tenant.id, &claims.sub).await? {
+            Some(user) if user.active => Ok(Identity::of_directory_user(&user)),
+            _ => Err(EngineError::InvalidToken(TokenProblem::Invalid)),
+        }
+    }
 }
 
 pub(super) fn looks_like_jwt(credential: &str) -> bool {

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod gateway;
 pub mod host;
+pub mod legacy;
 pub mod limits;
 pub mod request;
 pub mod routing;
@@ -42,7 +43,7 @@ pub use state::{AppState, TenantContext};
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How the public listener is run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Listening {
     pub workers: usize,
     /// Open connections, in all and from one client address.
@@ -50,6 +51,8 @@ pub struct Listening {
     pub max_connections_per_ip: usize,
     /// Whether the admin listener serves `/metrics`.
     pub metrics: bool,
+    /// The admin API's token; `None`: the admin API is off.
+    pub admin_token: Option<secrecy::SecretString>,
 }
 
 /// How long a graceful stop waits for requests in flight.
@@ -116,6 +119,10 @@ pub fn serve(
     let state = web::Data::new(state);
     let in_flight = Arc::new(InFlight::default());
     let counted = Arc::clone(&in_flight);
+    let directory = listening
+        .admin_token
+        .clone()
+        .map(|token| Arc::new(admin::users::Admin::new(token, &tenants)));
     let tenants = Arc::new(tenants);
     let public_state = state.clone();
     // One app per tenant, all alike but for what they mount: the
@@ -189,7 +196,7 @@ pub fn serve(
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(access_log::access_log))
-            .configure(|config| admin::routes(config, metrics))
+            .configure(|config| admin::routes(config, metrics, directory.clone()))
     })
     .workers(1)
     // Health checks, from a few local probes.

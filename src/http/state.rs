@@ -35,4 +35,6 @@ pub struct TenantContext {
     pub access: Rules,
     /// Where requests that are not polyauth's are proxied.
     pub upstream: Option<crate::config::upstream::Upstream>,
+    /// The vendor asked about logins no directory knows (`[migration]`).
+    pub migration: Option<Arc<crate::config::migration::Migration>>,
 }

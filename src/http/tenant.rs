@@ -5,15 +5,17 @@
 use std::sync::Arc;
 
 use actix_web::dev::HttpServiceFactory;
-use actix_web::http::Method;
+use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
 
+use super::legacy::Replay;
 use super::request::{client_ip, read_body, to_http};
 use super::routing::{not_found, resource};
 use super::state::{AppState, TenantContext};
 use super::{cors, gateway};
 use crate::dialect::RequestView;
+use crate::engine::Call;
 
 /// Adds the tenant's routes to `scope`, all behind its CORS answers.
 pub fn mount(scope: Scope, context: &Arc<TenantContext>) -> impl HttpServiceFactory + use<> {
@@ -92,7 +94,21 @@ async fn serve_route(
         client_ip: client_ip(&req, &state.trusted_proxies),
     };
     let answer = match route.decode(&request) {
-        Ok(call) => dialect.answer(route, state.engine.call(&context.tenant, call).await),
+        Ok(mut call) => {
+            if let (Call::Login(login), Some(migration)) = (&mut call, &context.migration) {
+                login.legacy = Some(Box::new(Replay {
+                    migration: Arc::clone(migration),
+                    dialect: Arc::clone(dialect),
+                    route: index,
+                    content_type: req
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok()),
+                    body: body.clone().unwrap_or_default(),
+                }));
+            }
+            dialect.answer(route, state.engine.call(&context.tenant, call).await)
+        }
         Err(failure) => dialect.render_error(Some(route), &failure),
     };
     to_http(answer)

@@ -1,5 +1,6 @@
 //! Integration tests: real HTTP against a gateway bound on port 0.
 
+mod admin;
 mod bad_input;
 mod behind_a_proxy;
 mod browser;

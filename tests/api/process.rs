@@ -142,7 +142,7 @@ fn sigterm_drains_and_exits_zero() {
     )
     .unwrap();
     stream.flush().unwrap();
-    served.wait_for("argon2 verification running");
+    served.wait_for("argon2 job running");
     served.terminate();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();

@@ -1,4 +1,7 @@
-//! The admin listener: liveness, readiness and metrics, never public.
+//! The admin listener: liveness, readiness, metrics and the admin API
+//! ([`users`]), never public.
+
+pub mod users;
 
 use std::time::Duration;
 
@@ -12,7 +15,12 @@ const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// GET only: another method finds no resource (404), as a health checker
 /// expects; `/metrics` only with `metrics`.
-pub fn routes(config: &mut web::ServiceConfig, metrics: bool) {
+pub fn routes(
+    config: &mut web::ServiceConfig,
+    metrics: bool,
+    admin: Option<std::sync::Arc<users::Admin>>,
+) {
+    users::routes(config, admin);
     config
         .service(
             web::resource("/healthz")
