@@ -70,11 +70,7 @@ async fn import(dir: &Path, tenant_id: &str, file: &Path, json: bool) -> Result<
             None => Usage::from(error),
         }
     })?;
-    // One argon2 hash (the file's dummy): keep it off the async thread.
-    let config = tenant.config.clone();
-    let accounts = tokio::task::spawn_blocking(move || config.accounts())
-        .await
-        .map_err(Usage::from)??;
+    let accounts = tenant.config.file_accounts();
 
     let progress = Progress::new(size);
     let mut importer = Importer::new(store.as_ref(), tenant_id, &accounts);

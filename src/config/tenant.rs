@@ -84,6 +84,14 @@ impl TenantConfig {
         Accounts::new(&self.id, users, companies)
     }
 
+    /// Its file's users and companies, indexed for lookups only (no dummy
+    /// hash: never for a login).
+    pub fn file_accounts(&self) -> Accounts {
+        let users = self.users.iter().map(UserConfig::spec).collect();
+        let companies = self.companies.iter().map(CompanyConfig::spec).collect();
+        Accounts::index(&self.id, users, companies)
+    }
+
     /// The engine's tenant, given its loaded keys, the lifetimes and session
     /// cap in effect, the dialect's claims and the API-key secret. Costs one
     /// argon2 hash.

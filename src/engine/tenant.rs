@@ -136,6 +136,14 @@ impl Accounts {
         users: Vec<UserSpec>,
         companies: Vec<Company>,
     ) -> anyhow::Result<Self> {
+        let mut accounts = Self::index(tenant, users, companies);
+        accounts.dummy_hash = dummy_hash(accounts.params.clone())?;
+        Ok(accounts)
+    }
+
+    /// The accounts indexed, without the dummy hash: for checking names
+    /// against the file's users (an import), never for a login.
+    pub fn index(tenant: &str, users: Vec<UserSpec>, companies: Vec<Company>) -> Self {
         let mut users_by_email = HashMap::new();
         let mut users_by_id = HashMap::new();
         for user in &users {
@@ -158,18 +166,17 @@ impl Accounts {
             users_by_id.insert(id, user);
         }
         let params = dummy_params(tenant, &users);
-        let dummy_hash = dummy_hash(params.clone())?;
         let companies = companies
             .into_iter()
             .map(|company| (company.id.clone(), company))
             .collect();
-        Ok(Self {
+        Self {
             users_by_email,
             users_by_id,
             companies,
-            dummy_hash,
+            dummy_hash: Arc::from(""),
             params,
-        })
+        }
     }
 }
 

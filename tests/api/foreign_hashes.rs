@@ -1,11 +1,13 @@
 //! Password hashes made by other software: each scheme's hashes come from
 //! its reference implementation in the test virtualenv (Python `bcrypt`,
 //! `passlib`, `argon2-cffi`, `hashlib`), never from the code under test.
-//! Tenant-file users carry them here; the directory's users (issue 13)
-//! take the same verifier.
+//! Tenant-file users carry them as they are; the directory's users are
+//! rehashed to the tenant's argon2id on their first good login.
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
+use crate::admin::{admin, with_admin};
 use crate::helpers::{PASSWORD, Setup, TestApp};
 use crate::tools::python;
 
@@ -133,4 +135,89 @@ fn absurd_costs_and_unknown_schemes_are_refused_by_check() {
         assert!(said.contains(says), "{hash}: {said}");
         assert!(!said.contains(hash), "the hash is not echoed: {said}");
     }
+}
+
+/// Directory users created with each reference hash: a wrong password
+/// leaves the hash as it is; the first good login rehashes it to the
+/// tenant's argon2id, and the password keeps working.
+#[tokio::test]
+async fn directory_users_are_rehashed_to_argon2id_on_their_first_good_login() {
+    let hashes = reference_hashes();
+    let tenant = tenant_with(&[]);
+    let (setup, _token) = with_admin(Setup::new().tenant("f", tenant));
+    let app = TestApp::spawn(setup).await;
+    for (n, (scheme, hash)) in hashes.iter().enumerate() {
+        let email = format!("dir-{n}@f.test");
+        let body = json!({"email": email, "password_hash": hash});
+        let (status, user) =
+            admin(&app, Method::POST, "/admin/v1/tenants/f/users", Some(body)).await;
+        assert_eq!(status, 201, "{scheme}: {user}");
+        let expected = scheme.split(' ').next().unwrap();
+        let expected = if expected == "bcrypt" {
+            "bcrypt"
+        } else {
+            expected
+        };
+        assert_eq!(user["hash_scheme"], expected, "{scheme}");
+        let path = format!("/admin/v1/tenants/f/users/{}", user["id"].as_str().unwrap());
+
+        let (status, _) = app
+            .pixyle_login("/f", &email, "correct horse battery stapler")
+            .await;
+        assert_eq!(status, 401, "{scheme}: a wrong password");
+        let (_, after_wrong) = admin(&app, Method::GET, &path, None).await;
+        assert_eq!(
+            after_wrong["hash_scheme"], expected,
+            "{scheme}: not rehashed by a failure"
+        );
+
+        let (status, body) = app.pixyle_login("/f", &email, PASSWORD).await;
+        assert_eq!(status, 200, "{scheme}: {body}");
+        let (_, after) = admin(&app, Method::GET, &path, None).await;
+        assert_eq!(after["hash_scheme"], "argon2id", "{scheme}: rehashed");
+        let (status, _) = app.pixyle_login("/f", &email, PASSWORD).await;
+        assert_eq!(
+            status, 200,
+            "{scheme}: the new hash takes the same password"
+        );
+        let (status, _) = app.pixyle_login("/f", &email, "wrong").await;
+        assert_eq!(status, 401, "{scheme}: and no other");
+    }
+    // Each is now the tenant's argon2id (its default parameters), and a
+    // login with it makes no new one.
+    let stored = |dir: &std::path::Path| {
+        let store = polyauth::store::EmbeddedStore::open(&dir.join("data/polyauth.redb")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let page = runtime
+            .block_on(polyauth::store::Users::users_page(&store, "f", None, 100))
+            .unwrap();
+        page.users
+            .into_iter()
+            .map(|u| (u.email, u.password_hash))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let dir = app.stop().await;
+    let path = dir.path().to_owned();
+    let before = tokio::task::spawn_blocking(move || stored(&path))
+        .await
+        .unwrap();
+    assert_eq!(before.len(), hashes.len());
+    for (email, hash) in &before {
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{email}: {hash}"
+        );
+    }
+    let app = TestApp::start_in(dir).await;
+    let (status, _) = app.pixyle_login("/f", "dir-0@f.test", PASSWORD).await;
+    assert_eq!(status, 200);
+    let dir = app.stop().await;
+    let path = dir.path().to_owned();
+    let after = tokio::task::spawn_blocking(move || stored(&path))
+        .await
+        .unwrap();
+    assert_eq!(after, before, "not rehashed again");
 }
