@@ -12,6 +12,9 @@
    error, every response's status, content type, headers and body as
    documented; once without a credential and once with a valid one (the
    operations that would end that credential are left to the drivers).
+4. schemathesis fuzzes the admin API's live `/admin/v1/openapi.json`
+   (`openapi/admin.json`) the same way, on a demo tenant, with and without
+   the admin token (a random one for the run).
 
 Run by ./scripts/test.sh inside the virtualenv it creates; exits non-zero on
 the first failure. The gateway binary is $POLYAUTH_BIN or target/debug/polyauth.
@@ -20,6 +23,7 @@ the first failure. The gateway binary is $POLYAUTH_BIN or target/debug/polyauth.
 import importlib
 import json
 import os
+import secrets
 import pathlib
 import signal
 import socket
@@ -81,10 +85,15 @@ class Gateway:
         binary = os.environ.get("POLYAUTH_BIN", str(target / "debug/polyauth"))
         self.base = f"http://127.0.0.1:{free_port()}"
         admin = f"127.0.0.1:{free_port()}"
+        self.admin = f"http://{admin}"
+        # The admin API on, with a token made for this run.
+        self.admin_token = secrets.token_urlsafe(32)
         env = dict(
             os.environ,
             POLYAUTH__LISTEN=self.base.removeprefix("http://"),
             POLYAUTH__ADMIN_LISTEN=admin,
+            POLYAUTH__ADMIN_TOKEN_ENV="POLYAUTH_CHECK_ADMIN_TOKEN",
+            POLYAUTH_CHECK_ADMIN_TOKEN=self.admin_token,
             POLYAUTH__STORE__KIND="embedded",
             POLYAUTH__STORE__PATH=str(workdir / "store.redb"),
             RUST_LOG="warn",
@@ -129,7 +138,7 @@ class Gateway:
 
 def validate_documents():
     step("openapi-spec-validator: every committed document is valid OpenAPI 3.1")
-    for dialect in DIALECTS:
+    for dialect in DIALECTS + ["admin"]:
         spec, _ = read_from_filename(str(ROOT / "openapi" / f"{dialect}.json"))
         if spec.get("openapi") != "3.1.0":
             fail(f"openapi/{dialect}.json is not OpenAPI 3.1.0")
@@ -160,6 +169,38 @@ def fuzz(gateway, dialect, workdir, headers=()):
         print(run.stdout[-20000:])
         print(run.stderr[-5000:])
         fail(f"schemathesis found problems in {dialect}{label}")
+
+
+# The demo tenant the admin API is fuzzed on (its path parameter, fixed).
+ADMIN_TENANT = "pixyle-demo"
+
+
+def fuzz_admin(gateway, workdir, with_token):
+    config = workdir / "schemathesis-admin.toml"
+    config.write_text(f'[parameters]\n"path.tenant" = "{ADMIN_TENANT}"\n')
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
+        "run", f"{gateway.admin}/admin/v1/openapi.json",
+        "--checks", CHECKS,
+        "--max-examples", FUZZ_EXAMPLES,
+        "--seed", "1",
+        "--no-color",
+    ]
+    if with_token:
+        command += ["-H", f"Authorization: Bearer {gateway.admin_token}"]
+    label = " with the admin token" if with_token else ""
+    print(f"    schemathesis admin API{label}", flush=True)
+    # The import's JSON lines need a serializer of ours.
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
+               PYTHONPATH=str(ROOT / "scripts"))
+    run = subprocess.run(command, capture_output=True, text=True, cwd=workdir, timeout=900,
+                         env=env)
+    if run.returncode != 0:
+        print(run.stdout[-20000:].replace(gateway.admin_token, "<admin token>"))
+        print(run.stderr[-5000:].replace(gateway.admin_token, "<admin token>"))
+        fail(f"schemathesis found problems in the admin API{label}")
+    cases = [line.strip() for line in run.stdout.splitlines() if " generated, " in line]
+    print(f"      {cases[-1] if cases else 'no test case count printed'}", flush=True)
 
 
 def generate_clients(workdir):
@@ -375,6 +416,9 @@ def main():
             for dialect in DIALECTS:
                 fuzz(gateway, dialect, workdir)
                 fuzz(gateway, dialect, workdir, credentials[dialect])
+            step("schemathesis: the admin API, every answer as documented")
+            fuzz_admin(gateway, workdir, with_token=False)
+            fuzz_admin(gateway, workdir, with_token=True)
             clean = True
         finally:
             stopped = gateway.stop()
@@ -382,7 +426,7 @@ def main():
                 print(f"gateway log:\n{gateway.logs()}")
         if not stopped:
             fail("the gateway did not stop cleanly (or panicked)")
-    print("\nOpenAPI checks: all documents valid, all clients driven, nothing found by fuzzing")
+    print("\nOpenAPI checks: all documents valid, all clients driven, nothing found by fuzzing (dialects and admin API)")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,47 @@ fn check_accepts_a_valid_setup_and_prints_one_line_per_tenant() {
     }
 }
 
+/// `check` says whether the admin API is on, and refuses a token too short
+/// to guard it without ever printing it.
+#[test]
+fn check_says_whether_the_admin_api_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = || pixyle_tenant("cli-admin", "/a", "");
+    let off = Setup::new().tenant("a", tenant()).write(dir.path());
+    let said = text(&check(&off).stdout);
+    assert!(said.contains("admin API off"), "{said}");
+
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "a-test-admin-token-that-is-long-enough\n").unwrap();
+    let on_dir = tempfile::tempdir().unwrap();
+    let line = format!("admin_token_file = {:?}", token.display().to_string());
+    let on = Setup::new()
+        .server(&line)
+        .tenant("a", tenant())
+        .write(on_dir.path());
+    let output = check(&on);
+    let said = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        said.contains("admin API on at") && said.contains("/admin/v1"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("long-enough"),
+        "the token is never printed: {said}"
+    );
+
+    std::fs::write(&token, "short-token").unwrap();
+    let output = check(&on);
+    let said = text(&output.stdout) + &text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        said.contains("admin_token_file") && said.contains("at least 32"),
+        "{said}"
+    );
+    assert!(!said.contains("short-token"), "{said}");
+}
+
 #[test]
 fn check_rejects_a_malformed_phc_string_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
