@@ -87,6 +87,7 @@ pub fn sign(
 /// Names polyauth's own claims use; a dialect cannot add claims under them.
 pub const RESERVED_CLAIMS: &[&str] = &[
     "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "tid", "sid", "email", "roles", "cid",
+    "dir",
 ];
 
 /// A token whose signature one of the tenant's keys verified.

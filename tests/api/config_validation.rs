@@ -523,6 +523,23 @@ fn dialect_routes_and_prefixes_on_every_reserved_root_are_rejected() {
     }
 }
 
+/// A dialect may not add a claim under one of polyauth's own names: `dir`
+/// marks a directory user's token, whose holder verify takes from it.
+#[test]
+fn a_dialect_claim_under_polyauths_own_names_is_rejected() {
+    for claim in ["dir", "sid", "cid"] {
+        let broken = PIXYLE_DIALECT.replace(r#"name = "pixyle""#, r#"name = "broken""#)
+            + &format!("\n[claims]\n{claim} = true\n");
+        let error = error_of(tenant_with("").dialect("broken", &broken));
+        assert_error(
+            &error,
+            "broken.toml",
+            &format!("claims.{claim}"),
+            "one of polyauth's own claims",
+        );
+    }
+}
+
 const VISUALYZE_DIALECT: &str = include_str!("../../dialects/visualyze.toml");
 
 /// The Visualyze dialect renamed `broken`, with `from` replaced by `to` once.
