@@ -224,13 +224,22 @@ async fn build_tenant(
             .await??
     };
     // A file user and a directory user with one email would be two
-    // accounts behind one login.
+    // accounts behind one login; with one id, one subject for two accounts.
     for user in tenant.file_users() {
         if store.user_find(&tenant.id, &user.email).await?.is_some() {
             anyhow::bail!(
                 "tenant {}: `{}` is both a user of its file and of its directory in the store; remove one",
                 tenant.id,
                 user.email
+            );
+        }
+        if let Some(other) = store.user_get(&tenant.id, &user.id).await? {
+            anyhow::bail!(
+                "tenant {}: id `{}` is both the file's `{}` and the directory's `{}`; give the file's user another id",
+                tenant.id,
+                user.id,
+                user.email,
+                other.email
             );
         }
     }

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::hashes;
 use super::tenant::Accounts;
 use super::{Engine, EngineError, Tenant, password};
-use crate::store::{DirectoryUser, StoreError, normalize_email, unix_now};
+use crate::store::{DirectoryUser, Persist, StoreError, normalize_email, unix_now};
 
 /// Longest email address that can exist (RFC 5321 path limit).
 const MAX_EMAIL_LEN: usize = 254;
@@ -142,48 +142,79 @@ impl Engine {
             Some(password) => Some(self.hash_new_password(tenant, password).await?),
             None => None,
         };
-        let mut user = self.stored_user(tenant, id).await?;
-        let deactivated = user.active && change.active == Some(false);
-        let end_sessions = deactivated || new_hash.is_some();
-        user.roles = change.roles.unwrap_or(user.roles);
-        user.active = change.active.unwrap_or(user.active);
-        user.email_verified = change.email_verified.unwrap_or(user.email_verified);
-        user.company_id = change.company_id.unwrap_or(user.company_id);
-        if let Some(hash) = new_hash {
-            user.password_hash = hash;
-        }
-        if end_sessions {
-            user.sessions_epoch += 1;
-        }
+        // Asked to end its access, it ends whatever the user's state: a
+        // retry after a failure half way still ends it.
+        let end_sessions = change.active == Some(false) || new_hash.is_some();
+        let user = self
+            .change_stored(tenant, id, |user| {
+                user.roles = change.roles.clone().unwrap_or_else(|| user.roles.clone());
+                user.active = change.active.unwrap_or(user.active);
+                user.email_verified = change.email_verified.unwrap_or(user.email_verified);
+                if let Some(company) = &change.company_id {
+                    user.company_id = company.clone();
+                }
+                if let Some(hash) = &new_hash {
+                    user.password_hash = hash.clone();
+                }
+                if end_sessions {
+                    user.sessions_epoch += 1;
+                }
+            })
+            .await?;
         // The user is written before its sessions end: a login that read
         // it before keeps none it started meanwhile (see `login`).
-        if !self.store.user_update(&tenant.id, &user).await? {
-            return Err(DirectoryError::NotFound);
-        }
         if end_sessions {
             self.end_access(tenant, &user.id).await?;
         }
         Ok(user)
     }
 
-    /// Deletes a user: every session, token and API key of it dies.
+    /// Deletes a user: every session, token and API key of it dies, and
+    /// lazy migration never brings its email back from the vendor.
     pub async fn user_delete(&self, tenant: &Tenant, id: &str) -> DirectoryResult<()> {
-        if !self.store.user_delete(&tenant.id, id).await? {
+        let Some(user) = self.store.user_get(&tenant.id, id).await? else {
+            // Gone already (a retry after a failure half way): what it had
+            // is ended all the same, unless the id is the file's.
+            if !tenant.accounts.has_id(id) {
+                self.end_access(tenant, id).await?;
+            }
             return Err(DirectoryError::NotFound);
-        }
+        };
+        self.store.email_retire(&tenant.id, &user.email).await?;
+        self.store.user_delete(&tenant.id, id).await?;
         self.end_access(tenant, id).await?;
         Ok(())
     }
 
     /// Logout everywhere: every session of the user ends, with its API key.
     pub async fn user_logout(&self, tenant: &Tenant, id: &str) -> DirectoryResult<()> {
-        let mut user = self.stored_user(tenant, id).await?;
-        user.sessions_epoch += 1;
-        if !self.store.user_update(&tenant.id, &user).await? {
-            return Err(DirectoryError::NotFound);
-        }
+        self.change_stored(tenant, id, |user| user.sessions_epoch += 1)
+            .await?;
         self.end_access(tenant, id).await?;
         Ok(())
+    }
+
+    /// Applies `change` to the stored user and writes it back if no other
+    /// change came in between (else reads it again and reapplies): two
+    /// operators' changes never undo each other, nor a login's.
+    async fn change_stored(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        change: impl Fn(&mut DirectoryUser),
+    ) -> DirectoryResult<DirectoryUser> {
+        loop {
+            let stored = self.stored_user(tenant, id).await?;
+            let mut changed = stored.clone();
+            change(&mut changed);
+            if self
+                .store
+                .user_swap(&tenant.id, &stored, &changed, Persist::Now)
+                .await?
+            {
+                return Ok(changed);
+            }
+        }
     }
 
     /// Clears the lockout of the user's account; the counters of the

@@ -126,10 +126,10 @@ impl Engine {
             ..
         } = request;
         let checked = match (found, legacy) {
-            (None, Some(legacy)) if account.is_some() => self
-                .migrate(tenant, &email, password, legacy.as_ref())
-                .await
-                .map(|user| user.map(|user| (Account::Directory(user), true, None))),
+            (None, Some(legacy)) if account.is_some() => {
+                self.migrate(tenant, &email, password, legacy.as_ref())
+                    .await
+            }
             (found, _) => self.check_password(tenant, found, password).await,
         };
         let checked = match checked {
@@ -228,20 +228,22 @@ impl Engine {
     /// A user no directory knows, asked of the vendor the tenant is moving
     /// off: when the vendor takes the login, the user is created here with
     /// an argon2id hash of the password, and the vendor is never asked
-    /// about it again.
+    /// about it again. The email of a user deleted here is never asked
+    /// about. A refusal costs the dummy hash too, so that it takes no less
+    /// than a wrong password.
     async fn migrate(
         &self,
         tenant: &Tenant,
         email: &str,
         password: secrecy::SecretString,
         legacy: &dyn Legacy,
-    ) -> EngineResult<Option<crate::store::DirectoryUser>> {
-        if !legacy.accepts().await {
-            return Ok(None);
+    ) -> EngineResult<Option<(Account, bool, Option<String>)>> {
+        if self.store.email_retired(&tenant.id, email).await? || !legacy.accepts().await {
+            return self.check_password(tenant, None, password).await;
         }
         let hash = self
             .hasher
-            .hash(password, tenant.accounts.params.clone())
+            .hash(password.clone(), tenant.accounts.params.clone())
             .await
             .map_err(super::directory::hash_failed)?;
         let user = crate::store::DirectoryUser {
@@ -258,10 +260,13 @@ impl Engine {
         };
         if self.store.user_create(&tenant.id, &user).await? {
             tracing::info!(tenant = %tenant.id, subject = %user.id, "user moved over from the legacy vendor");
-            return Ok(Some(user));
+            return Ok(Some((Account::Directory(user), true, None)));
         }
-        // Moved over meanwhile by a login of its own: that one is the user.
-        Ok(self.store.user_find(&tenant.id, email).await?)
+        // Created meanwhile (its own concurrent login, an import, an
+        // operator): that user is checked against its own hash.
+        let found = self.store.user_find(&tenant.id, email).await?;
+        self.check_password(tenant, found.map(Account::Directory), password)
+            .await
     }
 
     /// Notes a directory user's login (its time, and its new hash if it
@@ -281,7 +286,11 @@ impl Engine {
         if let Some(hash) = rehashed {
             noted.password_hash = hash;
         }
-        if self.store.user_swap(&tenant.id, user, &noted).await? {
+        if self
+            .store
+            .user_swap(&tenant.id, user, &noted, crate::store::Persist::Soon)
+            .await?
+        {
             return Ok(());
         }
         let now = self.store.user_get(&tenant.id, &user.id).await?;

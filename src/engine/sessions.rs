@@ -148,7 +148,8 @@ impl Engine {
             refresh_exp: now.saturating_add(refresh_ttl.as_secs()),
         };
         // A subject holds at most `max_sessions`: the oldest beyond end now,
-        // with the last access token minted from them (see `revoke_family`).
+        // with the last access token minted from them (see `revoke_family`);
+        // each is listed for as long as a token of it can live.
         self.store
             .session_start(
                 &tenant.id,
@@ -157,7 +158,7 @@ impl Engine {
                 &refresh_jti,
                 session.refresh_exp,
                 tenant.max_sessions,
-                now.saturating_add(tenant.lifetimes.access.as_secs()),
+                tenant.lifetimes.access.as_secs(),
             )
             .await?;
         let grant = self.grant(tenant, identity, &session, Some(refresh_jti), now)?;

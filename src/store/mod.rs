@@ -156,6 +156,16 @@ impl std::fmt::Debug for DirectoryUser {
     }
 }
 
+/// When a write must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// Before the call returns: what an operator changes.
+    Now,
+    /// Within a second, like a login's session (what a login writes: its
+    /// time, a rehash); a crash in that second undoes it.
+    Soon,
+}
+
 /// What creating a directory user did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -271,11 +281,13 @@ pub trait Sessions {
     async fn sessions_of(&self, tenant: &str, subject: &str) -> StoreResult<Vec<(String, u64)>>;
 
     /// What a login writes: [`Sessions::family_start`], then
-    /// [`Sessions::sessions_add`] of that family, then the revocation of
-    /// each family that takes out of the count, until its end or
-    /// `revoke_until` if later (the last access token minted from it must
-    /// die too). Answers those families with their ends. A backend may do
-    /// it all in one step, so that a crash keeps all of it or none.
+    /// [`Sessions::sessions_add`] of that family, listed until its end plus
+    /// `access_secs` (the longest an access token minted from it lives: a
+    /// refresh just before the end mints one that outlives the family, and
+    /// ending the subject's sessions must still find it), then the
+    /// revocation of each family that takes out of the count, until its
+    /// listed end. Answers those families with their listed ends. A backend
+    /// may do it all in one step, so that a crash keeps all of it or none.
     #[allow(clippy::too_many_arguments)]
     async fn session_start(
         &self,
@@ -285,14 +297,16 @@ pub trait Sessions {
         jti: &str,
         expires_at: u64,
         max: u32,
-        revoke_until: u64,
+        access_secs: u64,
     ) -> StoreResult<Vec<(String, u64)>> {
         self.family_start(tenant, family, jti, expires_at).await?;
+        let listed = expires_at.saturating_add(access_secs);
         let evicted = self
-            .sessions_add(tenant, subject, family, expires_at, max)
+            .sessions_add(tenant, subject, family, listed, max)
             .await?;
+        let last_access = unix_now().saturating_add(access_secs);
         for (old, end) in &evicted {
-            self.family_revoke(tenant, old, (*end).max(revoke_until))
+            self.family_revoke(tenant, old, (*end).max(last_access))
                 .await?;
         }
         Ok(evicted)
@@ -391,15 +405,23 @@ pub trait Users {
     async fn user_delete(&self, tenant: &str, id: &str) -> StoreResult<bool>;
 
     /// Replaces the stored user with `new` if it is still exactly
-    /// `expected`; `false` when it changed meanwhile (or is gone). What a
-    /// login writes (its time, a rehash): a store may make it durable a
-    /// little later, as it does the login's session.
+    /// `expected`; `false` when it changed meanwhile (or is gone): how
+    /// changes to a user never undo each other. `persist` says when it must
+    /// be durable.
     async fn user_swap(
         &self,
         tenant: &str,
         expected: &DirectoryUser,
         new: &DirectoryUser,
+        persist: Persist,
     ) -> StoreResult<bool>;
+
+    /// Remembers that `email` belonged to a deleted user of the tenant (for
+    /// good): lazy migration never brings it back from the vendor.
+    async fn email_retire(&self, tenant: &str, email: &str) -> StoreResult<()>;
+
+    /// Whether `email` (normalized) belonged to a deleted user.
+    async fn email_retired(&self, tenant: &str, email: &str) -> StoreResult<bool>;
 }
 
 /// Generated signing keys and tenant secrets.

@@ -639,6 +639,50 @@ async fn a_file_user_and_a_directory_user_with_one_email_do_not_start() {
 }
 
 #[tokio::test]
+async fn a_file_user_with_a_directory_users_id_does_not_start() {
+    let (app, _token) = app().await;
+    let body = json!({"email": "dir@a.test", "password": PASSWORD, "id": "shared-id"});
+    let (status, _) = admin(&app, Method::POST, USERS, Some(body)).await;
+    assert_eq!(status, 201);
+    let dir = app.stop().await;
+    let tenant = pixyle_tenant("a", P, "")
+        + &format!(
+            "\n[[users]]\nid = \"shared-id\"\nemail = \"file@a.test\"\npassword_hash = \"{}\"\n",
+            password_hash(PASSWORD)
+        );
+    std::fs::write(dir.path().join("config/tenants/a.toml"), tenant).unwrap();
+    let loaded = polyauth::config::load(&dir.path().join("config")).unwrap();
+    let listen = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let Err(error) = polyauth::Application::build_with_listeners(loaded, listen(), listen()).await
+    else {
+        panic!("started with one id for two users");
+    };
+    let message = format!("{error:#}");
+    assert!(message.contains("shared-id"), "{message}");
+}
+
+/// Changes that arrive together are all kept: none writes back what it
+/// read over another's change.
+#[tokio::test]
+async fn concurrent_changes_do_not_undo_each_other() {
+    let (app, _token) = app().await;
+    let user = create(&app, "a", "busy@a.test").await;
+    let path = format!("{USERS}/{}", user["id"].as_str().unwrap());
+    let password = json!({"password": "the one that must stick"});
+    let mut changes = vec![admin(&app, Method::PATCH, &path, Some(password))];
+    for n in 0..6 {
+        let roles = json!({"roles": [format!("role-{n}")]});
+        changes.push(admin(&app, Method::PATCH, &path, Some(roles)));
+    }
+    for (status, body) in futures_util::future::join_all(changes).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) = app.pixyle_login(P, "busy@a.test", PASSWORD).await;
+    assert_eq!(status, 401, "the old password is gone");
+    access_token(&app, "busy@a.test", "the one that must stick").await;
+}
+
+#[tokio::test]
 async fn the_admin_document_is_served_as_committed() {
     let (app, _token) = app().await;
     let served = app
@@ -711,6 +755,34 @@ async fn an_import_creates_leaves_and_refuses_lines_and_twice_is_once() {
     assert_eq!(app.verify(P, &token).await.status(), 200);
     let (status, kept) = admin(&app, Method::GET, &format!("{USERS}/vendor-4"), None).await;
     assert_eq!((status, &kept["email"]), (200, &json!("i4@a.test")));
+}
+
+/// A delete that stopped half way (the user gone, its sessions not yet
+/// ended) is finished by its retry, which answers 404.
+#[tokio::test]
+async fn deleting_a_user_already_gone_still_ends_its_sessions() {
+    use polyauth::store::Users;
+    let redis = crate::redis_server::RedisServer::start();
+    let (setup, _token) = with_admin(
+        Setup::new()
+            .tenant("a", pixyle_tenant("a", P, ""))
+            .redis(&redis.url(), "half-deleted"),
+    );
+    let app = TestApp::spawn(setup).await;
+    let user = create(&app, "a", "half@a.test").await;
+    let id = user["id"].as_str().unwrap();
+    let token = access_token(&app, "half@a.test", PASSWORD).await;
+    // Only the record goes, as if the gateway had died right after.
+    let store = crate::redis::connect(&redis, "half-deleted").await;
+    assert!(store.user_delete("a", id).await.unwrap());
+    assert_eq!(
+        app.verify(P, &token).await.status(),
+        200,
+        "the token outlives its user so far"
+    );
+    let (status, _) = admin(&app, Method::DELETE, &format!("{USERS}/{id}"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(app.verify(P, &token).await.status(), 401);
 }
 
 /// Two replicas on one Redis: a deactivation on one is refused by the

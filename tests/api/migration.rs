@@ -318,3 +318,43 @@ async fn an_unreachable_vendor_is_a_refusal() {
     assert!(found(&client, &new, "moved@old.test").await.is_empty());
     assert!(new.logs().contains("the legacy vendor could not be asked"));
 }
+
+/// A user deleted here stays deleted: its next login is not replayed to
+/// the vendor, which would bring it back.
+#[tokio::test]
+async fn a_deleted_user_is_not_moved_over_again() {
+    let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vendor = Vendor::Pixyle;
+    let old = legacy(vendor, old_dir.path());
+    let (new, _token) = gateway(vendor, new_dir.path(), &old.url(vendor.login_path()), "");
+    let client = client();
+    let base = new.url("");
+    let (_, _, token) = vendor
+        .login(&client, &base, "moved@old.test", PASSWORD)
+        .await;
+    assert!(token.is_some());
+    let users = found(&client, &new, "moved@old.test").await;
+    let id = users[0]["id"].as_str().unwrap();
+    let url = new.admin_url(&format!("/admin/v1/tenants/t/users/{id}"));
+    let deleted = client
+        .request(Method::DELETE, url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (status, body, token) = vendor
+        .login(&client, &base, "moved@old.test", PASSWORD)
+        .await;
+    assert!(token.is_none(), "{status} {body}");
+    assert_eq!(
+        (status, body),
+        (401, json!({"error": "Invalid credentials"}))
+    );
+    assert!(found(&client, &new, "moved@old.test").await.is_empty());
+    // Another user of the vendor still moves.
+    let (_, _, token) = vendor
+        .login(&client, &base, "stays@old.test", PASSWORD)
+        .await;
+    assert!(token.is_some());
+}

@@ -17,7 +17,8 @@ use signing_keys::{
 mod users;
 use users::{
     a_batch_creates_each_user_unless_its_email_or_id_is_taken,
-    a_directory_pages_through_every_user_once, a_swap_replaces_only_the_user_it_expects,
+    a_deleted_users_email_is_remembered_per_tenant, a_directory_pages_through_every_user_once,
+    a_swap_replaces_only_the_user_it_expects,
     a_user_is_created_found_by_email_in_any_case_changed_and_deleted,
     of_concurrent_creates_with_one_email_exactly_one_wins, tenants_have_directories_of_their_own,
 };
@@ -70,6 +71,12 @@ macro_rules! store_suite {
             async fn clearing_a_counter_lifts_its_lock_and_keeps_the_others() {
                 let (store, _guard) = $make;
                 super::clearing_a_counter_lifts_its_lock_and_keeps_the_others(store).await;
+            }
+
+            #[tokio::test]
+            async fn a_deleted_users_email_is_remembered_per_tenant() {
+                let (store, _guard) = $make;
+                super::a_deleted_users_email_is_remembered_per_tenant(store).await;
             }
 
             #[tokio::test]
@@ -411,27 +418,29 @@ async fn a_subjects_live_sessions_are_listed_oldest_first(store: Arc<dyn Store>)
     assert!(store.sessions_of("t", "alice").await.unwrap().is_empty());
     for (n, family) in ["f1", "f2", "f3"].iter().enumerate() {
         store
-            .session_start("t", "alice", family, "j", now + 100 + n as u64, 10, now)
+            .session_start("t", "alice", family, "j", now + 100 + n as u64, 10, 60)
             .await
             .unwrap();
         // Starts a millisecond apart at least, so their order is known.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     store
-        .session_start("t", "bob", "fb", "j", now + 100, 10, now)
+        .session_start("t", "bob", "fb", "j", now + 100, 10, 60)
         .await
         .unwrap();
     store
-        .session_start("other", "alice", "fo", "j", now + 100, 10, now)
+        .session_start("other", "alice", "fo", "j", now + 100, 10, 60)
         .await
         .unwrap();
+    // Each listed until its end plus the life of an access token minted
+    // from it at the last moment.
     let listed = store.sessions_of("t", "alice").await.unwrap();
     assert_eq!(
         listed,
         [
-            ("f1".to_owned(), now + 100),
-            ("f2".to_owned(), now + 101),
-            ("f3".to_owned(), now + 102)
+            ("f1".to_owned(), now + 160),
+            ("f2".to_owned(), now + 161),
+            ("f3".to_owned(), now + 162)
         ]
     );
 }
@@ -596,7 +605,7 @@ async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>
     let now = unix_now();
     for (family, jti) in [("f1", "j1"), ("f2", "j2")] {
         let evicted = store
-            .session_start("t", "carol", family, jti, now + 600, 2, now + 60)
+            .session_start("t", "carol", family, jti, now + 600, 2, 60)
             .await
             .unwrap();
         assert!(evicted.is_empty(), "{family}: {evicted:?}");
@@ -610,13 +619,13 @@ async fn a_session_start_is_a_family_and_a_counted_session(store: Arc<dyn Store>
         FamilyUse::Current
     );
     let evicted = store
-        .session_start("t", "carol", "f3", "k1", now + 900, 2, now + 60)
+        .session_start("t", "carol", "f3", "k1", now + 900, 2, 60)
         .await
         .unwrap();
     assert_eq!(
         evicted,
-        [("f1".to_owned(), now + 600)],
-        "counted like sessions_add"
+        [("f1".to_owned(), now + 660)],
+        "counted like sessions_add, listed until its end and an access token's life"
     );
     assert_eq!(store.family_end("t", "f3").await.unwrap(), Some(now + 900));
     // The session taken out of the count is revoked in the same step.

@@ -40,6 +40,8 @@ const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// The user directory: (tenant, id) -> user, (tenant, email) -> id.
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USER_EMAILS: TableDefinition<&str, &str> = TableDefinition::new("user_emails");
+/// Emails of deleted users, (tenant, email): never migrated back.
+const RETIRED_EMAILS: TableDefinition<&str, ()> = TableDefinition::new("retired_emails");
 /// (unix seconds, "table\x1fkey") for every entry that ends.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 
@@ -127,6 +129,7 @@ impl EmbeddedStore {
         txn.open_table(REVOKED)?;
         txn.open_table(API_KEY_OF_SUBJECT)?;
         txn.open_table(USER_EMAILS)?;
+        txn.open_table(RETIRED_EMAILS)?;
         txn.open_table(EXPIRY)?;
         txn.commit()?;
         let revoked = revoked::View::load(&db.begin_read()?, super::unix_now())

@@ -207,7 +207,7 @@ impl Sessions for EmbeddedStore {
         jti: &str,
         expires_at: u64,
         max: u32,
-        revoke_until: u64,
+        access_secs: u64,
     ) -> StoreResult<Vec<(String, u64)>> {
         let family_k = key(tenant, family);
         let subject_k = key(tenant, subject);
@@ -220,10 +220,12 @@ impl Sessions for EmbeddedStore {
         // (its session refused, the sessions it ended as they were).
         self.write_unsynced("session_start", move |txn| {
             write_family(txn, &view, &family_k, &record)?;
-            let evicted = add_session(txn, &subject_k, family, expires_at, max)?;
+            let listed = expires_at.saturating_add(access_secs);
+            let evicted = add_session(txn, &subject_k, family, listed, max)?;
+            let last_access = unix_now().saturating_add(access_secs);
             for (old, end) in &evicted {
                 let old_k = key(&tenant, old);
-                let until = (*end).max(revoke_until);
+                let until = (*end).max(last_access);
                 let stored: Option<FamilyRecord> = get_json(&txn.open_table(FAMILIES)?, &old_k)?;
                 write_family(txn, &view, &old_k, &FamilyRecord::revoked(stored, until))?;
             }

@@ -5,8 +5,12 @@ use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::End::{Abort, Commit};
-use super::{DbError, EmbeddedStore, SEP, USER_EMAILS, USERS, get_json, key, put_json};
-use crate::store::{Created, DirectoryUser, StoreResult, Users, UsersPage, normalize_email};
+use super::{
+    DbError, EmbeddedStore, RETIRED_EMAILS, SEP, USER_EMAILS, USERS, get_json, key, put_json,
+};
+use crate::store::{
+    Created, DirectoryUser, Persist, StoreResult, Users, UsersPage, normalize_email,
+};
 
 /// Adds `user` (its email normalized) unless its email or id is taken.
 fn insert(txn: &WriteTransaction, tenant: &str, user: &DirectoryUser) -> Result<Created, DbError> {
@@ -160,6 +164,7 @@ impl Users for EmbeddedStore {
         tenant: &str,
         expected: &DirectoryUser,
         new: &DirectoryUser,
+        persist: Persist,
     ) -> StoreResult<bool> {
         let (expected, new) = (expected.clone(), new.clone());
         let user_k = key(tenant, &new.id);
@@ -168,14 +173,38 @@ impl Users for EmbeddedStore {
                 "a swap keeps the id and the email".into(),
             ));
         }
-        // Like the login's session (see `sync`): durable within a second.
-        self.write_unsynced("user_swap", move |txn| {
+        let swap = move |txn: &WriteTransaction| {
             let stored: Option<DirectoryUser> = get_json(&txn.open_table(USERS)?, &user_k)?;
             if stored.as_ref() != Some(&expected) {
                 return Ok(Abort(false));
             }
             put_json(txn, USERS, &user_k, &new)?;
             Ok(Commit(true))
+        };
+        match persist {
+            Persist::Now => self.write("user_swap", swap).await,
+            // Like the login's session (see `sync`): durable within a second.
+            Persist::Soon => self.write_unsynced("user_swap", swap).await,
+        }
+    }
+
+    async fn email_retire(&self, tenant: &str, email: &str) -> StoreResult<()> {
+        let email_k = key(tenant, &normalize_email(email));
+        self.write("email_retire", move |txn| {
+            txn.open_table(RETIRED_EMAILS)?
+                .insert(email_k.as_str(), ())?;
+            Ok(Commit(()))
+        })
+        .await
+    }
+
+    async fn email_retired(&self, tenant: &str, email: &str) -> StoreResult<bool> {
+        let email_k = key(tenant, &normalize_email(email));
+        self.read("email_retired", move |txn| {
+            Ok(txn
+                .open_table(RETIRED_EMAILS)?
+                .get(email_k.as_str())?
+                .is_some())
         })
         .await
     }

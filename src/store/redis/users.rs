@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::{RedisStore, decode, encode};
+use crate::store::Persist;
 use crate::store::{
     Created, DirectoryUser, StoreError, StoreResult, Users, UsersPage, normalize_email,
 };
@@ -12,6 +13,8 @@ use crate::store::{
 const RECORDS: &str = "users";
 const EMAILS: &str = "user-emails";
 const IDS: &str = "user-ids";
+/// Emails of deleted users, never migrated back.
+const RETIRED: &str = "retired-emails";
 
 impl RedisStore {
     /// The tenant's directory keys, in the order its scripts take them.
@@ -208,6 +211,8 @@ impl Users for RedisStore {
         tenant: &str,
         expected: &DirectoryUser,
         new: &DirectoryUser,
+        // Redis's own persistence decides for every write alike.
+        _persist: Persist,
     ) -> StoreResult<bool> {
         if expected.id != new.id || expected.email != new.email {
             return Err(StoreError("a swap keeps the id and the email".into()));
@@ -224,5 +229,27 @@ impl Users for RedisStore {
             )
             .await?;
         Ok(swapped == 1)
+    }
+
+    async fn email_retire(&self, tenant: &str, email: &str) -> StoreResult<()> {
+        self.call(
+            "email_retire",
+            redis::cmd("SADD")
+                .arg(self.keys.tenant(tenant, RETIRED))
+                .arg(normalize_email(email))
+                .query_async::<()>(&mut self.conn()),
+        )
+        .await
+    }
+
+    async fn email_retired(&self, tenant: &str, email: &str) -> StoreResult<bool> {
+        self.call(
+            "email_retired",
+            redis::cmd("SISMEMBER")
+                .arg(self.keys.tenant(tenant, RETIRED))
+                .arg(normalize_email(email))
+                .query_async(&mut self.conn()),
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use polyauth::store::{DirectoryUser, Store};
+use polyauth::store::{DirectoryUser, Persist, Store};
 
 /// A directory user `id` with `email` (its hash is not read by stores).
 pub fn user(id: &str, email: &str) -> DirectoryUser {
@@ -226,7 +226,12 @@ pub async fn a_swap_replaces_only_the_user_it_expects(store: Arc<dyn Store>) {
     let mut logged_in = stored.clone();
     logged_in.last_login_at = Some(1_700_000_500);
     logged_in.password_hash = "$argon2id$rehashed".into();
-    assert!(store.user_swap("t", &stored, &logged_in).await.unwrap());
+    assert!(
+        store
+            .user_swap("t", &stored, &logged_in, Persist::Soon)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.user_get("t", "u1").await.unwrap(),
         Some(logged_in.clone())
@@ -238,11 +243,21 @@ pub async fn a_swap_replaces_only_the_user_it_expects(store: Arc<dyn Store>) {
     assert!(store.user_update("t", &deactivated).await.unwrap());
     let mut late = logged_in.clone();
     late.last_login_at = Some(1_700_000_900);
-    assert!(!store.user_swap("t", &logged_in, &late).await.unwrap());
+    assert!(
+        !store
+            .user_swap("t", &logged_in, &late, Persist::Now)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.user_get("t", "u1").await.unwrap(), Some(deactivated));
     // Gone: nothing to swap, nothing created.
     assert!(store.user_delete("t", "u1").await.unwrap());
-    assert!(!store.user_swap("t", &logged_in, &late).await.unwrap());
+    assert!(
+        !store
+            .user_swap("t", &logged_in, &late, Persist::Now)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.user_get("t", "u1").await.unwrap(), None);
 }
 
@@ -285,4 +300,18 @@ pub async fn a_batch_creates_each_user_unless_its_email_or_id_is_taken(store: Ar
         store.users_create_many("t", &[]).await.unwrap(),
         Vec::<Created>::new()
     );
+}
+
+pub async fn a_deleted_users_email_is_remembered_per_tenant(store: Arc<dyn Store>) {
+    assert!(!store.email_retired("t", "gone@example.test").await.unwrap());
+    store.email_retire("t", " Gone@Example.TEST").await.unwrap();
+    store.email_retire("t", "gone@example.test").await.unwrap();
+    assert!(store.email_retired("t", "GONE@example.test").await.unwrap());
+    assert!(
+        !store
+            .email_retired("other", "gone@example.test")
+            .await
+            .unwrap()
+    );
+    assert!(!store.email_retired("t", "kept@example.test").await.unwrap());
 }
