@@ -40,18 +40,7 @@ impl<E: std::fmt::Display> From<E> for Usage {
 
 async fn import(dir: &Path, tenant_id: &str, file: &Path, json: bool) -> Result<Outcome, Usage> {
     let loaded = config::load(dir)?;
-    let Some(tenant) = loaded.tenants.iter().find(|t| t.config.id == tenant_id) else {
-        let ids: Vec<&str> = loaded
-            .tenants
-            .iter()
-            .map(|t| t.config.id.as_str())
-            .collect();
-        return Err(Usage(format!(
-            "no tenant `{tenant_id}` in {} (tenants: {})",
-            dir.join("tenants").display(),
-            ids.join(", ")
-        )));
-    };
+    let tenant = super::tenant_of(&loaded, dir, tenant_id).map_err(Usage)?;
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {

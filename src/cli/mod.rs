@@ -246,22 +246,36 @@ fn write_openapi(
     Ok(())
 }
 
+/// The loaded tenant `tenant_id`, or why there is none (naming the ones
+/// there are).
+fn tenant_of<'a>(
+    loaded: &'a config::Loaded,
+    dir: &std::path::Path,
+    tenant_id: &str,
+) -> Result<&'a config::LoadedTenant, String> {
+    loaded
+        .tenants
+        .iter()
+        .find(|t| t.config.id == tenant_id)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = loaded
+                .tenants
+                .iter()
+                .map(|t| t.config.id.as_str())
+                .collect();
+            format!(
+                "no tenant `{tenant_id}` in {} (tenants: {})",
+                dir.join("tenants").display(),
+                ids.join(", ")
+            )
+        })
+}
+
 /// `keys rotate`: a new generated signing key for `tenant_id`, in the
 /// store the configuration names.
 async fn rotate_key(dir: &std::path::Path, tenant_id: &str) -> anyhow::Result<()> {
     let loaded = config::load(dir)?;
-    let Some(tenant) = loaded.tenants.iter().find(|t| t.config.id == tenant_id) else {
-        let ids: Vec<&str> = loaded
-            .tenants
-            .iter()
-            .map(|t| t.config.id.as_str())
-            .collect();
-        anyhow::bail!(
-            "no tenant `{tenant_id}` in {} (tenants: {})",
-            dir.join("tenants").display(),
-            ids.join(", ")
-        );
-    };
+    let tenant = tenant_of(&loaded, dir, tenant_id).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         tenant.keys.is_empty(),
         "tenant `{tenant_id}` signs with the [[keys]] of {}: rotate them there \
