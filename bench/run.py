@@ -1679,6 +1679,100 @@ def scenario_import(section: Section) -> None:
     ]
 
 
+class Hangups:
+    """Sends SIGHUP to `proc` every `every` seconds on a thread of its own,
+    while the `with` block runs (a reload of every tenant file each time)."""
+
+    def __init__(self, proc: subprocess.Popen, every: float):
+        self.proc, self.every = proc, every
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.proc.send_signal(signal.SIGHUP)
+            self.sent += 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def reload_times(log_file: Path) -> list[float]:
+    """Milliseconds each `configuration reloaded` line of a text log says it took."""
+    times = []
+    for line in log_file.read_text(errors="replace").splitlines():
+        if "configuration reloaded" in line:
+            found = re.search(r"took=([0-9.]+)(ms|µs|s)", line)
+            if found:
+                value, unit = float(found.group(1)), found.group(2)
+                times.append(value * {"ms": 1.0, "µs": 0.001, "s": 1000.0}[unit])
+    return times
+
+
+def scenario_reload(section: Section) -> None:
+    tenants = [Tenant("bench-ed", load_users=LOAD_USERS)] + [
+        Tenant(f"bench-r{n}") for n in range(49)]
+    every = 0.5
+    with Polyauth("reload", tenants, env={"RUST_LOG": "info"}) as server:
+        token = bearer(server.login("bench-ed"))
+        script = login_script(server.dir, many=True)
+        login_url = f"{server.base}/bench-ed/auth/v1/token"
+        runs: dict[str, list[Wrk]] = {"verify": [], "verify, reloading": [],
+                                      "login": [], "login, reloading": []}
+        sent = 0
+        for round_ in range(S.repeats):
+            for name in runs:
+                reloading = name.endswith("reloading")
+                hangups = Hangups(server.proc, every) if reloading else None
+                if hangups:
+                    hangups.__enter__()
+                try:
+                    if name.startswith("verify"):
+                        result = run_wrk(server.verify_url("bench-ed"), headers=token)
+                    else:
+                        result = run_wrk(login_url, script=script, env=login_many_env(),
+                                         connections=16)
+                finally:
+                    if hangups:
+                        hangups.__exit__(None, None, None)
+                        sent += hangups.sent
+                log(f"  {name} (round {round_ + 1}): {result.rps:,.1f} req/s, p99 "
+                    f"{result.p99_ms:.2f} ms, {result.non_2xx} non-2xx, "
+                    f"{result.socket_errors} socket errors")
+                runs[name].append(result)
+        took = reload_times(server.dir / "polyauth.log")
+    best = {name: best_of(r) for name, r in runs.items()}
+    for what in ("verify", "login"):
+        measured, base = best[f"{what}, reloading"], best[what]
+        errors = sum(r.non_2xx + r.socket_errors for r in runs[f"{what}, reloading"])
+        section.rows.append(ratio_row(
+            f"{what} while every tenant file reloads every {every:g} s (50 tenants)", measured,
+            base, 0.90, "≥ 0.90, no error"))
+        section.rows[-1].met = section.rows[-1].met and errors == 0
+        section.rows.append(p99_row(f"{what} p99 while reloading", measured, base, None))
+        section.rows.append(Row(f"{what}: errors while reloading", f"{errors}", "0",
+                                None, "0", errors == 0))
+    if took:
+        section.curves.append((
+            "Reload time (the gateway's own `took`: from reading the files until every worker routes by the new set)",
+            ["reloads", "median", "max"],
+            [[f"{len(took)}", f"{statistics.median(took):.1f} ms", f"{max(took):.1f} ms"]],
+        ))
+    section.notes += [
+        f"One process with 50 tenants; wrk runs with and without a thread sending SIGHUP every "
+        f"{every:g} s ({sent} reloads in all), measured alternately; best of "
+        f"{S.repeats} each. Each reload reads and validates every tenant and dialect file, "
+        f"builds every tenant (keys from the store, accounts, documents) and mounts the set; "
+        f"each worker then builds its apps for it between requests.",
+    ]
+
+
 SCENARIOS = {
     "verify": ("Verify, embedded store", scenario_verify),
     "redis": ("Verify, redis store", scenario_redis),
@@ -1692,6 +1786,7 @@ SCENARIOS = {
     "revocations": ("Live revocations", scenario_revocations),
     "sizes": ("Bytes per revocation and per session", scenario_sizes),
     "import": ("Bulk import of users", scenario_import),
+    "reload": ("Live reload under load", scenario_reload),
 }
 
 

@@ -34,6 +34,7 @@ pub const STORE_DURATION: &str = "polyauth_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "polyauth_store_errors_total";
 pub const CACHE_LOOKUPS: &str = "polyauth_verdict_cache_lookups_total";
 pub const LOG_LINES_DROPPED: &str = "polyauth_log_lines_dropped_total";
+pub const CONFIG_RELOADS: &str = "polyauth_config_reloads_total";
 
 /// Upper bounds of the latency buckets, in seconds: 50 µs to 10 s.
 const BUCKETS: &[f64] = &[
@@ -130,12 +131,18 @@ fn describe() {
         "Log lines dropped because stdout did not keep up (workers never wait for it)."
     );
     describe_counter!(
+        CONFIG_RELOADS,
+        "Reloads of the tenant and dialect files, by result (success, failure)."
+    );
+    describe_counter!(
         CACHE_LOOKUPS,
         "Redis verdict cache lookups, by kind (token, api_key) and result (hit, miss)."
     );
 }
 
-/// A tenant's handles, registered once when it is built.
+/// A tenant's handles, registered once when it is first built; a reload
+/// that builds it again keeps them (and its slot).
+#[derive(Clone)]
 pub struct TenantMeters {
     /// The tenant id as a label value (shared, not copied, per use).
     pub tenant: SharedString,

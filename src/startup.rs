@@ -3,15 +3,18 @@
 //! to [`crate::http`] to serve.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::config::server::ServerConfig;
 use crate::config::{Loaded, LoadedTenant};
 use crate::engine::{Engine, keys};
 use crate::http::cors::CorsPolicy;
+use crate::http::dispatch::Mounted;
 use crate::http::{self, AppState, Servers, Stopper, TenantContext};
 use crate::store::{self, Store};
 
@@ -21,6 +24,7 @@ pub struct Application {
     admin_port: u16,
     servers: Servers,
     store: Arc<dyn Store>,
+    reloader: Arc<Reloader>,
 }
 
 impl Application {
@@ -39,7 +43,7 @@ impl Application {
         public: TcpListener,
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
-        let server = &loaded.server;
+        let server = loaded.server.clone();
         // Before any tenant: each registers its handles with the recorder.
         // Without one, the handles record nothing.
         if server.metrics {
@@ -50,30 +54,14 @@ impl Application {
             .context("cannot start the argon2 threads")?;
         // Listening before any key is read: no rotation goes unheard.
         let rotations = store.signing_keys_changes();
-        let mut tenants = Vec::new();
-        let mut generated = Vec::new();
-        let mut documents = Documents::new();
-        for loaded_tenant in loaded.tenants {
-            let grace = loaded_tenant
-                .keys
-                .is_empty()
-                .then(|| keys::rotation_grace(&loaded_tenant.lifetimes));
-            let context = build_tenant(loaded_tenant, store.as_ref(), &mut documents).await?;
-            if let Some(grace) = grace {
-                generated.push(Generated {
-                    context: Arc::downgrade(&context),
-                    grace,
-                });
-            }
-            tenants.push(context);
-        }
-        if !generated.is_empty() {
-            tokio::spawn(follow_rotations(
-                Arc::downgrade(&store),
-                rotations,
-                generated,
-            ));
-        }
+        let contexts = build_tenants(loaded.tenants, store.as_ref(), None).await?;
+        let (mount, live) = watch::channel(Arc::new(Mounted::new(0, contexts)));
+        let routing = Arc::new(http::dispatch::Workers::default());
+        tokio::spawn(follow_rotations(
+            Arc::downgrade(&store),
+            rotations,
+            live.clone(),
+        ));
         let state = AppState {
             engine,
             max_body_bytes: server.max_body_bytes,
@@ -92,13 +80,30 @@ impl Application {
             metrics: server.metrics,
             admin_token: server.admin_token().map_err(anyhow::Error::msg)?,
         };
-        let servers = http::serve(state, tenants, listening, public, admin)?;
+        let servers = http::serve(state, live, Arc::clone(&routing), listening, public, admin)?;
+        let reloader = Arc::new(Reloader {
+            dir: loaded.dir,
+            server: loaded.server,
+            store: Arc::clone(&store),
+            mount,
+            workers: routing,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        });
+        reload::listen(&reloader)?;
         Ok(Self {
             port,
             admin_port,
             servers,
             store,
+            reloader,
         })
+    }
+
+    /// Reads every tenant and dialect file again and, when they are valid,
+    /// serves them instead (what SIGHUP does); on an error the running
+    /// configuration stays. Answers the error.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        self.reloader.reload().await
     }
 
     pub fn port(&self) -> u16 {
@@ -129,22 +134,15 @@ impl Application {
 const RELOAD_RETRY: Duration = Duration::from_millis(250);
 const RELOAD_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// A tenant whose signing keys are generated, as [`follow_rotations`] sees it.
-struct Generated {
-    context: Weak<TenantContext>,
-    /// See [`keys::rotation_grace`].
-    grace: u64,
-}
-
 /// Keeps the key sets of tenants with generated keys in step with the
 /// store: after each rotation (by `polyauth keys rotate` on a shared
-/// store, or by this process), each such tenant reads its keys again and
-/// its set is swapped whole, so verification never waits on a lock. Holds
-/// the store and tenants weakly: it ends when the gateway stops.
+/// store, or by this process), each such tenant mounted now reads its keys
+/// again and its set is swapped whole, so verification never waits on a
+/// lock. Holds the store weakly: it ends when the gateway stops.
 async fn follow_rotations(
     store: Weak<dyn Store>,
     mut rotations: watch::Receiver<u64>,
-    tenants: Vec<Generated>,
+    live: http::dispatch::Live,
 ) {
     while rotations.changed().await.is_ok() {
         let mut retry = RELOAD_RETRY;
@@ -152,7 +150,8 @@ async fn follow_rotations(
             let Some(store) = store.upgrade() else {
                 return;
             };
-            match reload_generated(store.as_ref(), &tenants).await {
+            let mounted = Arc::clone(&live.borrow());
+            match reload_generated(store.as_ref(), &mounted).await {
                 Ok(()) => break,
                 Err(error) => tracing::warn!(
                     error = %format!("{error:#}"),
@@ -167,16 +166,16 @@ async fn follow_rotations(
     }
 }
 
-async fn reload_generated(store: &dyn Store, tenants: &[Generated]) -> anyhow::Result<()> {
-    for generated in tenants {
-        let Some(context) = generated.context.upgrade() else {
+async fn reload_generated(store: &dyn Store, mounted: &Mounted) -> anyhow::Result<()> {
+    for context in &mounted.contexts {
+        let Some(grace) = context.generated_grace else {
             continue;
         };
         let tenant = &context.tenant;
         let stored = store
             .signing_keys_get_or_init(&tenant.id, keys::generate_ed25519()?)
             .await?;
-        let set = keys::KeySet::generated(&stored, generated.grace)
+        let set = keys::KeySet::generated(&stored, grace)
             .with_context(|| format!("tenant {}: its generated keys", tenant.id))?;
         let now = crate::store::unix_now();
         let signer = |set: &keys::KeySet| set.signing(now).map(|key| key.kid.clone());
@@ -193,6 +192,27 @@ async fn reload_generated(store: &dyn Store, tenants: &[Generated]) -> anyhow::R
     Ok(())
 }
 
+/// Builds every loaded tenant; one that `previous` mounts keeps its
+/// metrics handles.
+async fn build_tenants(
+    loaded: Vec<LoadedTenant>,
+    store: &dyn Store,
+    previous: Option<&Mounted>,
+) -> anyhow::Result<Vec<Arc<TenantContext>>> {
+    let mut documents = Documents::new();
+    let mut contexts = Vec::with_capacity(loaded.len());
+    for tenant in loaded {
+        let meters = previous
+            .and_then(|mounted| mounted.tenant(&tenant.config.id))
+            .map_or_else(
+                || crate::meters::TenantMeters::new(&tenant.config.id),
+                |context| context.tenant.meters.clone(),
+            );
+        contexts.push(build_tenant(tenant, store, &mut documents, meters).await?);
+    }
+    Ok(contexts)
+}
+
 /// Each dialect's OpenAPI document, made once for all its tenants.
 type Documents = std::collections::HashMap<String, Arc<utoipa::openapi::OpenApi>>;
 
@@ -200,7 +220,12 @@ async fn build_tenant(
     loaded: LoadedTenant,
     store: &dyn Store,
     documents: &mut Documents,
+    meters: crate::meters::TenantMeters,
 ) -> anyhow::Result<Arc<TenantContext>> {
+    let generated_grace = loaded
+        .keys
+        .is_empty()
+        .then(|| keys::rotation_grace(&loaded.lifetimes));
     let keyset = if loaded.keys.is_empty() {
         let candidate = keys::generate_ed25519()?;
         let stored = store
@@ -220,8 +245,10 @@ async fn build_tenant(
         let config = config.clone();
         let claims = loaded.dialect.claims.clone();
         // The dummy hash costs one argon2 run: keep it off the async thread.
-        tokio::task::spawn_blocking(move || config.tenant(keyset, limits, claims, api_key_secret))
-            .await??
+        tokio::task::spawn_blocking(move || {
+            config.tenant(keyset, limits, claims, api_key_secret, meters)
+        })
+        .await??
     };
     // A file user and a directory user with one email would be two
     // accounts behind one login; with one id, one subject for two accounts.
@@ -260,5 +287,150 @@ async fn build_tenant(
         access: loaded.access,
         upstream: loaded.upstream,
         migration: loaded.migration.map(Arc::new),
+        generated_grace,
     }))
+}
+
+/// How long a reload waits for every worker to route by the new set
+/// before it says it is done.
+const WORKERS_MOUNT: Duration = Duration::from_secs(10);
+
+/// What a reload needs: where the files are, the server settings running
+/// (which a reload does not change), the store, and where to mount.
+struct Reloader {
+    dir: PathBuf,
+    server: ServerConfig,
+    store: Arc<dyn Store>,
+    mount: watch::Sender<Arc<Mounted>>,
+    /// What each worker routes by: a reload is done when all route by it.
+    workers: Arc<http::dispatch::Workers>,
+    /// Reloads run one after another, each on the files as it reads them.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// Reads the files again, builds every tenant, then mounts them all at
+    /// once; any error leaves the running set as it is, logged and counted.
+    async fn reload(&self) -> anyhow::Result<()> {
+        let _one = self.one_at_a_time.lock().await;
+        let started = std::time::Instant::now();
+        let done = self.reload_now().await;
+        let result = match &done {
+            Ok(()) => "success",
+            Err(error) => {
+                tracing::error!(
+                    error = %format!("{error:#}"),
+                    "configuration reload refused: the running configuration stays"
+                );
+                "failure"
+            }
+        };
+        metrics::counter!(crate::meters::CONFIG_RELOADS, "result" => result).increment(1);
+        if done.is_ok() {
+            tracing::info!(took = ?started.elapsed(), "configuration reloaded");
+        }
+        done
+    }
+
+    async fn reload_now(&self) -> anyhow::Result<()> {
+        let server = crate::config::load_server_file(&self.dir)?;
+        let restart = self.server.needs_restart(&server);
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = %restart.join(", "),
+                "server settings changed that need a restart; the reload leaves them as they are"
+            );
+        }
+        let loaded = crate::config::load_tenants(&self.dir, self.server.clone())?;
+        let previous = Arc::clone(&self.mount.borrow());
+        let contexts = build_tenants(loaded.tenants, self.store.as_ref(), Some(&previous)).await?;
+        let ids = |mounted: &[Arc<TenantContext>]| -> std::collections::BTreeSet<String> {
+            mounted.iter().map(|c| c.tenant.id.clone()).collect()
+        };
+        let (before, after) = (ids(&previous.contexts), ids(&contexts));
+        let added: Vec<&String> = after.difference(&before).collect();
+        let removed: Vec<&String> = before.difference(&after).collect();
+        tracing::info!(
+            tenants = after.len(),
+            added = ?added,
+            removed = ?removed,
+            "mounting the reloaded tenants"
+        );
+        let generation = previous.generation + 1;
+        self.mount
+            .send_replace(Arc::new(Mounted::new(generation, contexts)));
+        if !self.workers.all_at(generation, WORKERS_MOUNT).await {
+            tracing::warn!(
+                limit = ?WORKERS_MOUNT,
+                "not every worker routes by the reloaded tenants yet; they will as they get to it"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What makes a reload happen: SIGHUP, and file changes with `watch_config`.
+mod reload {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Reloader;
+
+    /// Changes are gathered for this long after the first before a reload
+    /// (an editor's save is several events; a deploy, several files).
+    const DEBOUNCE: Duration = Duration::from_millis(300);
+
+    pub(super) fn listen(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        // From here on SIGHUP reloads (its default would end the process).
+        let mut hangups = signal(SignalKind::hangup())?;
+        let weak = Arc::downgrade(reloader);
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let Some(reloader) = weak.upgrade() else {
+                    return;
+                };
+                tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                let _ = reloader.reload().await;
+            }
+        });
+        if reloader.server.watch_config {
+            watch(reloader)?;
+        }
+        Ok(())
+    }
+
+    /// Watches `tenants/` and `dialects_dir` and reloads once changes have
+    /// settled for [`DEBOUNCE`].
+    fn watch(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
+        use notify::{RecursiveMode, Watcher};
+        let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|event| !event.kind.is_access()) {
+                    let _ = changed.send(());
+                }
+            })?;
+        let mut watched = vec![reloader.dir.join("tenants")];
+        watched.extend(reloader.server.dialects_dir.clone());
+        for path in &watched {
+            watcher.watch(path, RecursiveMode::NonRecursive)?;
+        }
+        tracing::info!(watched = ?watched, "reloading on configuration changes");
+        let weak = Arc::downgrade(reloader);
+        tokio::spawn(async move {
+            // The watcher lives as long as this task.
+            let _watcher = watcher;
+            while changes.recv().await.is_some() {
+                tokio::time::sleep(DEBOUNCE).await;
+                while changes.try_recv().is_ok() {}
+                let Some(reloader) = weak.upgrade() else {
+                    return;
+                };
+                tracing::info!("configuration files changed: reloading");
+                let _ = reloader.reload().await;
+            }
+        });
+        Ok(())
+    }
 }

@@ -73,6 +73,8 @@ pub struct LoadedTenant {
 
 /// Everything the gateway needs to start.
 pub struct Loaded {
+    /// The directory it was loaded from (what a reload reads again).
+    pub dir: PathBuf,
     pub server: ServerConfig,
     pub tenants: Vec<LoadedTenant>,
     pub dialects: Dialects,
@@ -92,6 +94,18 @@ pub fn load_with_env(
     env: Option<HashMap<String, String>>,
 ) -> Result<Loaded, ConfigError> {
     let server = load_server(dir, env)?;
+    load_tenants(dir, server)
+}
+
+/// The server file of `dir` alone, with the process environment over it
+/// (what a reload compares with the running one).
+pub fn load_server_file(dir: &Path) -> Result<ServerConfig, ConfigError> {
+    load_server(dir, None)
+}
+
+/// The dialects and tenant files of `dir`, under `server` (a reload keeps
+/// the running server settings: they need a restart).
+pub fn load_tenants(dir: &Path, server: ServerConfig) -> Result<Loaded, ConfigError> {
     let dialects = Dialects::load(server.dialects_dir.as_deref())?;
     let tenants_dir = dir.join("tenants");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&tenants_dir)
@@ -122,6 +136,7 @@ pub fn load_with_env(
     }
     check_unique(&tenants)?;
     Ok(Loaded {
+        dir: dir.to_owned(),
         server,
         tenants,
         dialects,

@@ -59,6 +59,60 @@ pub struct ServerConfig {
     pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub admin_token_env: Option<String>,
+    /// Reload on a change under `tenants/` or `dialects_dir` (as SIGHUP does).
+    #[serde(default)]
+    pub watch_config: bool,
+}
+
+impl ServerConfig {
+    /// The keys whose value differs in `other`: each needs a restart to
+    /// take effect (a reload leaves them as they are).
+    pub fn needs_restart(&self, other: &ServerConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut differs = |key: &'static str, differ: bool| {
+            if differ {
+                changed.push(key);
+            }
+        };
+        differs("listen", self.listen != other.listen);
+        differs("admin_listen", self.admin_listen != other.admin_listen);
+        differs("dialects_dir", self.dialects_dir != other.dialects_dir);
+        differs(
+            "max_body_bytes",
+            self.max_body_bytes != other.max_body_bytes,
+        );
+        differs("body_timeout", self.body_timeout != other.body_timeout);
+        differs(
+            "max_connections",
+            self.max_connections != other.max_connections,
+        );
+        differs(
+            "max_connections_per_ip",
+            self.max_connections_per_ip != other.max_connections_per_ip,
+        );
+        differs(
+            "trusted_proxies",
+            self.trusted_proxies != other.trusted_proxies,
+        );
+        differs("workers", self.workers != other.workers);
+        differs("log_format", self.log_format != other.log_format);
+        differs("metrics", self.metrics != other.metrics);
+        differs(
+            "store",
+            format!("{:?}", self.store) != format!("{:?}", other.store),
+        );
+        differs(
+            "hashing.max_concurrent",
+            self.hashing.max_concurrent != other.hashing.max_concurrent,
+        );
+        differs(
+            "admin_token_file / admin_token_env",
+            (&self.admin_token_file, &self.admin_token_env)
+                != (&other.admin_token_file, &other.admin_token_env),
+        );
+        differs("watch_config", self.watch_config != other.watch_config);
+        changed
+    }
 }
 
 /// Shortest admin token accepted, in bytes: it guards every user.

@@ -101,6 +101,7 @@ impl TenantConfig {
         (lifetimes, max_sessions): (Lifetimes, u32),
         extra_claims: Vec<(String, ClaimValue)>,
         api_key_secret: Option<SecretString>,
+        meters: crate::meters::TenantMeters,
     ) -> anyhow::Result<Tenant> {
         let clients = self
             .clients
@@ -126,7 +127,7 @@ impl TenantConfig {
             api_key_secret,
             accounts: self.accounts()?,
             clients: Clients::new(clients),
-            meters: crate::meters::TenantMeters::new(&self.id),
+            meters,
         })
     }
 }

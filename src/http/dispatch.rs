@@ -11,19 +11,108 @@
 //! a segment boundary of the path as actix reads it ([`Url`]). A request
 //! for no tenant goes to an app with nothing mounted, which answers it as
 //! before (`no_tenant`, or 400 for an unreadable `Host`).
+//!
+//! The tenants served are a [`Mounted`] set, replaced whole by a reload:
+//! each worker builds the new set's apps off the request path, then swaps
+//! them in at once, so a request is routed by the old set or the new one,
+//! never a mix; a request already routed finishes on the apps it started
+//! on (its future holds them).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_http::Request;
 use actix_service::{Service, ServiceFactory};
 use actix_web::dev::{AppConfig, RequestHead, Url};
+use tokio::sync::watch;
 
 use super::host::request_host;
 use super::state::TenantContext;
+
+/// The tenants served, and where each is found.
+pub struct Mounted {
+    /// Counts the sets mounted: 0 at start, one more per reload.
+    pub generation: u64,
+    pub contexts: Vec<Arc<TenantContext>>,
+    picks: Tenants,
+    by_id: HashMap<String, usize>,
+}
+
+impl Mounted {
+    pub fn new(generation: u64, contexts: Vec<Arc<TenantContext>>) -> Self {
+        let picks = Tenants::new(&contexts);
+        let by_id = contexts
+            .iter()
+            .enumerate()
+            .map(|(index, context)| (context.tenant.id.clone(), index))
+            .collect();
+        Self {
+            generation,
+            contexts,
+            picks,
+            by_id,
+        }
+    }
+
+    /// The tenant with id `id`.
+    pub fn tenant(&self, id: &str) -> Option<&Arc<TenantContext>> {
+        self.by_id.get(id).map(|index| &self.contexts[*index])
+    }
+}
+
+/// The set served now, and every later one as reloads make it.
+pub type Live = watch::Receiver<Arc<Mounted>>;
+
+/// Which set each worker routes by: what a reload waits on before it says
+/// it is done.
+#[derive(Default)]
+pub struct Workers {
+    /// The generation each worker has mounted; `u64::MAX` for one stopped.
+    mounted: std::sync::Mutex<Vec<u64>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Workers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.mounted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A worker that mounted `generation`; answers its number.
+    fn join(&self, generation: u64) -> usize {
+        let mut mounted = self.lock();
+        mounted.push(generation);
+        mounted.len() - 1
+    }
+
+    fn mounted(&self, worker: usize, generation: u64) {
+        if let Some(slot) = self.lock().get_mut(worker) {
+            *slot = generation;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until every worker routes by `generation` (or a later one),
+    /// for at most `limit`; `false` when some did not within it.
+    pub async fn all_at(&self, generation: u64, limit: std::time::Duration) -> bool {
+        let all = async {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.lock().iter().all(|mounted| *mounted >= generation) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(limit, all).await.is_ok()
+    }
+}
 
 /// Where each tenant is found: indexes into the tenant list.
 pub struct Tenants {
@@ -92,26 +181,70 @@ impl Tenants {
     }
 }
 
-/// Makes, per worker, one service per tenant app and one for no tenant.
-pub struct Dispatch<F> {
-    pub apps: Vec<F>,
-    pub none: F,
-    pub tenants: Arc<Tenants>,
+/// Makes, per worker, one service per tenant app and one for no tenant,
+/// with `make` (an app for a tenant, or for none), and makes them again
+/// for every set a reload mounts.
+pub struct Dispatch<M> {
+    pub make: Arc<M>,
+    pub live: Live,
+    pub workers: Arc<Workers>,
+}
+
+/// One worker's services for one mounted set.
+struct Built<S> {
+    mounted: Arc<Mounted>,
+    services: Vec<S>,
+    none: S,
 }
 
 pub struct Dispatcher<S> {
-    services: Vec<S>,
-    none: S,
-    tenants: Arc<Tenants>,
+    built: Rc<RefCell<Built<S>>>,
+    /// This worker's number in `workers`.
+    worker: usize,
+    workers: Arc<Workers>,
+}
+
+impl<S> Drop for Dispatcher<S> {
+    /// A stopped worker is waited for no more.
+    fn drop(&mut self) {
+        self.workers.mounted(self.worker, u64::MAX);
+    }
 }
 
 type Made<S, E> = Pin<Box<dyn Future<Output = Result<S, E>>>>;
 
-impl<F> ServiceFactory<Request> for Dispatch<F>
+/// The services of every app of `mounted`, and of the app for no tenant.
+async fn build<M, F>(
+    make: &M,
+    mounted: Arc<Mounted>,
+    config: AppConfig,
+) -> Result<Built<F::Service>, F::InitError>
 where
+    M: Fn(Option<&Arc<TenantContext>>) -> F,
     F: ServiceFactory<Request, Config = AppConfig>,
+{
+    let mut services = Vec::with_capacity(mounted.contexts.len());
+    for context in &mounted.contexts {
+        services.push(make(Some(context)).new_service(config.clone()).await?);
+        // Requests waiting on this worker go first: a reload of many
+        // tenants never holds them up for more than one tenant's apps.
+        tokio::task::yield_now().await;
+    }
+    let none = make(None).new_service(config).await?;
+    Ok(Built {
+        mounted,
+        services,
+        none,
+    })
+}
+
+impl<M, F> ServiceFactory<Request> for Dispatch<M>
+where
+    M: Fn(Option<&Arc<TenantContext>>) -> F + 'static,
+    F: ServiceFactory<Request, Config = AppConfig> + 'static,
     F::Future: 'static,
     F::Service: 'static,
+    F::InitError: std::fmt::Debug,
 {
     type Response = F::Response;
     type Error = F::Error;
@@ -121,22 +254,41 @@ where
     type Future = Made<Self::Service, F::InitError>;
 
     fn new_service(&self, config: AppConfig) -> Self::Future {
-        let apps: Vec<_> = self
-            .apps
-            .iter()
-            .map(|app| app.new_service(config.clone()))
-            .collect();
-        let none = self.none.new_service(config);
-        let tenants = Arc::clone(&self.tenants);
+        let make = Arc::clone(&self.make);
+        let mut live = self.live.clone();
+        let workers = Arc::clone(&self.workers);
         Box::pin(async move {
-            let mut services = Vec::with_capacity(apps.len());
-            for app in apps {
-                services.push(app.await?);
-            }
+            let mounted = Arc::clone(&live.borrow_and_update());
+            let worker = workers.join(mounted.generation);
+            let built = Rc::new(RefCell::new(build(&*make, mounted, config.clone()).await?));
+            let told = Arc::clone(&workers);
+            // This worker follows every reload until it stops: the new
+            // set's apps are built here, on the worker, between requests,
+            // then swapped in whole.
+            let followed = Rc::downgrade(&built);
+            tokio::task::spawn_local(async move {
+                while live.changed().await.is_ok() {
+                    let mounted = Arc::clone(&live.borrow_and_update());
+                    let Some(built) = followed.upgrade() else {
+                        return;
+                    };
+                    let generation = mounted.generation;
+                    match build(&*make, mounted, config.clone()).await {
+                        Ok(next) => {
+                            *built.borrow_mut() = next;
+                            told.mounted(worker, generation);
+                        }
+                        Err(error) => tracing::error!(
+                            ?error,
+                            "a worker could not build the reloaded tenants; it keeps serving the previous ones"
+                        ),
+                    }
+                }
+            });
             Ok(Dispatcher {
-                services,
-                none: none.await?,
-                tenants,
+                built,
+                worker,
+                workers,
             })
         })
     }
@@ -153,11 +305,13 @@ impl<S: Service<Request>> Service<Request> for Dispatcher<S> {
     }
 
     fn call(&self, req: Request) -> Self::Future {
-        let service = self
-            .tenants
+        let built = self.built.borrow();
+        let service = built
+            .mounted
+            .picks
             .pick(req.head())
-            .and_then(|index| self.services.get(index))
-            .unwrap_or(&self.none);
+            .and_then(|index| built.services.get(index))
+            .unwrap_or(&built.none);
         service.call(req)
     }
 }

@@ -108,10 +108,12 @@ impl Stopper {
     }
 }
 
-/// Serves `tenants` on `public` and the health endpoints on `admin`.
+/// Serves the tenants `live` mounts (and every set a reload mounts later)
+/// on `public`, and the health endpoints and the admin API on `admin`.
 pub fn serve(
     state: AppState,
-    tenants: Vec<Arc<TenantContext>>,
+    live: dispatch::Live,
+    workers: Arc<dispatch::Workers>,
     listening: Listening,
     public: TcpListener,
     admin: TcpListener,
@@ -122,8 +124,7 @@ pub fn serve(
     let directory = listening
         .admin_token
         .clone()
-        .map(|token| Arc::new(admin::users::Admin::new(token, &tenants)));
-    let tenants = Arc::new(tenants);
+        .map(|token| Arc::new(admin::users::Admin::new(token, live.clone())));
     let public_state = state.clone();
     // One app per tenant, all alike but for what they mount: the
     // dispatcher picks one per request (see `dispatch`).
@@ -149,14 +150,11 @@ pub fn serve(
         }
         app.default_service(web::to(routing::no_tenant))
     };
-    let picked = Arc::new(dispatch::Tenants::new(&tenants));
+    let make = Arc::new(move |context: Option<&Arc<TenantContext>>| app(context).into_factory());
     let dispatch = move || dispatch::Dispatch {
-        apps: tenants
-            .iter()
-            .map(|context| app(Some(context)).into_factory())
-            .collect(),
-        none: app(None).into_factory(),
-        tenants: Arc::clone(&picked),
+        make: Arc::clone(&make),
+        live: live.clone(),
+        workers: Arc::clone(&workers),
     };
     let limits = ConnectionLimits::new(listening.max_connections, listening.max_connections_per_ip);
     let public = Server::build()

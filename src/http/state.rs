@@ -37,4 +37,7 @@ pub struct TenantContext {
     pub upstream: Option<crate::config::upstream::Upstream>,
     /// The vendor asked about logins no directory knows (`[migration]`).
     pub migration: Option<Arc<crate::config::migration::Migration>>,
+    /// With generated signing keys: how long a retired one still verifies
+    /// (see `keys::rotation_grace`); `None` with `[[keys]]`.
+    pub generated_grace: Option<u64>,
 }

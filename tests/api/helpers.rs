@@ -381,9 +381,34 @@ impl Served {
         }
     }
 
+    /// Waits for the JSON log line whose message is one of `messages`.
+    pub fn wait_for_any(&mut self, messages: &[&str]) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no line of {messages:?}; logs so far:\n{}", self.logs())
+            });
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if messages.iter().any(|m| event["message"] == *m) {
+                    return event;
+                }
+            }
+        }
+    }
+
     /// Everything logged so far, stdout and stderr.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGHUP: reload the configuration.
+    pub fn hangup(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     pub fn terminate(&self) {

@@ -28,6 +28,7 @@ mod proxy;
 mod proxy_servers;
 mod redis;
 mod redis_server;
+mod reload;
 mod sixth_vendor;
 mod slow_clients;
 mod store_suite;

@@ -3,7 +3,6 @@
 //! `{"error": "<code>", "message": "…"}` with its status. A hash is never
 //! shown, only its scheme.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use utoipa::ToSchema;
 use crate::dialect::BodyError;
 use crate::engine::import::{ImportCounts, Importer, Lines, Refused, without_position};
 use crate::engine::{DirectoryError, EngineError, NewUser, UserChange, hashes};
+use crate::http::dispatch::Live;
 use crate::http::request::read_body;
 use crate::http::routing::RouteTag;
 use crate::http::state::{AppState, TenantContext};
@@ -44,19 +44,15 @@ const MAX_REPORTED: usize = 1000;
 /// Longest an import waits for the next part of its body.
 const IMPORT_IDLE: Duration = Duration::from_secs(30);
 
-/// What the admin API serves from: its token and the tenants by id.
+/// What the admin API serves from: its token and the tenants mounted now.
 pub struct Admin {
     token: SecretString,
-    tenants: HashMap<String, Arc<TenantContext>>,
+    live: Live,
 }
 
 impl Admin {
-    pub fn new(token: SecretString, tenants: &[Arc<TenantContext>]) -> Self {
-        let tenants = tenants
-            .iter()
-            .map(|context| (context.tenant.id.clone(), Arc::clone(context)))
-            .collect();
-        Self { token, tenants }
+    pub fn new(token: SecretString, live: Live) -> Self {
+        Self { token, live }
     }
 }
 
@@ -417,10 +413,13 @@ async fn method_not_allowed() -> HttpResponse {
     .response()
 }
 
-fn tenant<'a>(admin: &'a Admin, id: &str) -> Result<&'a Arc<TenantContext>, AdminError> {
-    admin
-        .tenants
-        .get(id)
+/// The tenant `id` as mounted now (a reload may remove it while a call on
+/// it runs: the call finishes on it).
+fn tenant(admin: &Admin, id: &str) -> Result<Arc<TenantContext>, AdminError> {
+    let mounted = admin.live.borrow();
+    mounted
+        .tenant(id)
+        .cloned()
         .ok_or_else(|| AdminError::not_found(format!("no tenant `{id}`")))
 }
 
