@@ -153,7 +153,23 @@ pub struct TenantMeters {
 }
 
 impl TenantMeters {
-    pub fn new(tenant_id: &str) -> Self {
+    /// The tenant's handles: made once per tenant id (with the recorder in
+    /// the state it is now), then the same for every build of it, so that
+    /// reloads, and a tenant removed and added again, take no new slot.
+    pub fn of(tenant_id: &str) -> Self {
+        type Made = HashMap<(String, bool), TenantMeters>;
+        static MADE: OnceLock<Mutex<Made>> = OnceLock::new();
+        let installed = HANDLE.get().is_some();
+        let mut made = MADE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        made.entry((tenant_id.to_owned(), installed))
+            .or_insert_with(|| Self::new(tenant_id))
+            .clone()
+    }
+
+    fn new(tenant_id: &str) -> Self {
         static SLOTS: AtomicUsize = AtomicUsize::new(0);
         let tenant = SharedString::from_shared(std::sync::Arc::<str>::from(tenant_id));
         Self {

@@ -44,6 +44,9 @@ impl Application {
         admin: TcpListener,
     ) -> anyhow::Result<Self> {
         let server = loaded.server.clone();
+        // First of all: from here on SIGHUP reloads (its default would end
+        // the process); one that comes while starting reloads once started.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         // Before any tenant: each registers its handles with the recorder.
         // Without one, the handles record nothing.
         if server.metrics {
@@ -54,7 +57,7 @@ impl Application {
             .context("cannot start the argon2 threads")?;
         // Listening before any key is read: no rotation goes unheard.
         let rotations = store.signing_keys_changes();
-        let contexts = build_tenants(loaded.tenants, store.as_ref(), None).await?;
+        let contexts = build_tenants(loaded.tenants, store.as_ref()).await?;
         let (mount, live) = watch::channel(Arc::new(Mounted::new(0, contexts)));
         let routing = Arc::new(http::dispatch::Workers::default());
         tokio::spawn(follow_rotations(
@@ -87,9 +90,10 @@ impl Application {
             store: Arc::clone(&store),
             mount,
             workers: routing,
+            rotations: store.signing_keys_changes(),
             one_at_a_time: tokio::sync::Mutex::new(()),
         });
-        reload::listen(&reloader)?;
+        reload::listen(&reloader, hangups)?;
         Ok(Self {
             port,
             admin_port,
@@ -192,22 +196,16 @@ async fn reload_generated(store: &dyn Store, mounted: &Mounted) -> anyhow::Resul
     Ok(())
 }
 
-/// Builds every loaded tenant; one that `previous` mounts keeps its
-/// metrics handles.
+/// Builds every loaded tenant, each with its metrics handles (the same
+/// for every build of a tenant id).
 async fn build_tenants(
     loaded: Vec<LoadedTenant>,
     store: &dyn Store,
-    previous: Option<&Mounted>,
 ) -> anyhow::Result<Vec<Arc<TenantContext>>> {
     let mut documents = Documents::new();
     let mut contexts = Vec::with_capacity(loaded.len());
     for tenant in loaded {
-        let meters = previous
-            .and_then(|mounted| mounted.tenant(&tenant.config.id))
-            .map_or_else(
-                || crate::meters::TenantMeters::new(&tenant.config.id),
-                |context| context.tenant.meters.clone(),
-            );
+        let meters = crate::meters::TenantMeters::of(&tenant.config.id);
         contexts.push(build_tenant(tenant, store, &mut documents, meters).await?);
     }
     Ok(contexts)
@@ -304,6 +302,9 @@ struct Reloader {
     mount: watch::Sender<Arc<Mounted>>,
     /// What each worker routes by: a reload is done when all route by it.
     workers: Arc<http::dispatch::Workers>,
+    /// Key rotations: one that lands while a reload builds is applied to
+    /// the set it mounts.
+    rotations: watch::Receiver<u64>,
     /// Reloads run one after another, each on the files as it reads them.
     one_at_a_time: tokio::sync::Mutex<()>,
 }
@@ -316,7 +317,9 @@ impl Reloader {
         let started = std::time::Instant::now();
         let done = self.reload_now().await;
         let result = match &done {
-            Ok(()) => "success",
+            Ok(true) => "success",
+            // Mounted, but some worker did not route by it in time.
+            Ok(false) => "partial",
             Err(error) => {
                 tracing::error!(
                     error = %format!("{error:#}"),
@@ -327,12 +330,14 @@ impl Reloader {
         };
         metrics::counter!(crate::meters::CONFIG_RELOADS, "result" => result).increment(1);
         if done.is_ok() {
-            tracing::info!(took = ?started.elapsed(), "configuration reloaded");
+            tracing::info!(took = ?started.elapsed(), result, "configuration reloaded");
         }
-        done
+        done.map(drop)
     }
 
-    async fn reload_now(&self) -> anyhow::Result<()> {
+    /// `Ok(false)`: mounted, but not every worker routes by it yet.
+    async fn reload_now(&self) -> anyhow::Result<bool> {
+        let rotated = *self.rotations.borrow();
         let server = crate::config::load_server_file(&self.dir)?;
         let restart = self.server.needs_restart(&server);
         if !restart.is_empty() {
@@ -343,7 +348,7 @@ impl Reloader {
         }
         let loaded = crate::config::load_tenants(&self.dir, self.server.clone())?;
         let previous = Arc::clone(&self.mount.borrow());
-        let contexts = build_tenants(loaded.tenants, self.store.as_ref(), Some(&previous)).await?;
+        let contexts = build_tenants(loaded.tenants, self.store.as_ref()).await?;
         let ids = |mounted: &[Arc<TenantContext>]| -> std::collections::BTreeSet<String> {
             mounted.iter().map(|c| c.tenant.id.clone()).collect()
         };
@@ -357,15 +362,21 @@ impl Reloader {
             "mounting the reloaded tenants"
         );
         let generation = previous.generation + 1;
-        self.mount
-            .send_replace(Arc::new(Mounted::new(generation, contexts)));
-        if !self.workers.all_at(generation, WORKERS_MOUNT).await {
+        let mounted = Arc::new(Mounted::new(generation, contexts));
+        self.mount.send_replace(Arc::clone(&mounted));
+        // A rotation while the tenants were built went to the previous set
+        // (or to none): read the keys again for the one just mounted.
+        if *self.rotations.borrow() != rotated {
+            reload_generated(self.store.as_ref(), &mounted).await?;
+        }
+        let routed = self.workers.all_at(generation, WORKERS_MOUNT).await;
+        if !routed {
             tracing::warn!(
                 limit = ?WORKERS_MOUNT,
-                "not every worker routes by the reloaded tenants yet; they will as they get to it"
+                "not every worker routes by the reloaded tenants yet"
             );
         }
-        Ok(())
+        Ok(routed)
     }
 }
 
@@ -376,14 +387,16 @@ mod reload {
 
     use super::Reloader;
 
-    /// Changes are gathered for this long after the first before a reload
-    /// (an editor's save is several events; a deploy, several files).
+    /// A reload waits until no change came for this long (an editor's
+    /// save is several events; a deploy, several files) ...
     const DEBOUNCE: Duration = Duration::from_millis(300);
+    /// ... or until changes have kept coming for this long.
+    const DEBOUNCE_MAX: Duration = Duration::from_secs(5);
 
-    pub(super) fn listen(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        // From here on SIGHUP reloads (its default would end the process).
-        let mut hangups = signal(SignalKind::hangup())?;
+    pub(super) fn listen(
+        reloader: &Arc<Reloader>,
+        mut hangups: tokio::signal::unix::Signal,
+    ) -> anyhow::Result<()> {
         let weak = Arc::downgrade(reloader);
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
@@ -405,12 +418,17 @@ mod reload {
     fn watch(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
         use notify::{RecursiveMode, Watcher};
         let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|event| !event.kind.is_access()) {
+        let mut watcher = notify::recommended_watcher(
+            move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if event.kind.is_access() => {}
+                Ok(_) => {
                     let _ = changed.send(());
                 }
-            })?;
+                Err(error) => {
+                    tracing::warn!(%error, "watching the configuration: changes may go unseen until SIGHUP");
+                }
+            },
+        )?;
         let mut watched = vec![reloader.dir.join("tenants")];
         watched.extend(reloader.server.dialects_dir.clone());
         for path in &watched {
@@ -422,8 +440,15 @@ mod reload {
             // The watcher lives as long as this task.
             let _watcher = watcher;
             while changes.recv().await.is_some() {
-                tokio::time::sleep(DEBOUNCE).await;
-                while changes.try_recv().is_ok() {}
+                let first = tokio::time::Instant::now();
+                // Until a quiet DEBOUNCE, or DEBOUNCE_MAX of changes.
+                while first.elapsed() < DEBOUNCE_MAX {
+                    match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
                 let Some(reloader) = weak.upgrade() else {
                     return;
                 };

@@ -259,8 +259,11 @@ where
         let workers = Arc::clone(&self.workers);
         Box::pin(async move {
             let mounted = Arc::clone(&live.borrow_and_update());
-            let worker = workers.join(mounted.generation);
+            let generation = mounted.generation;
             let built = Rc::new(RefCell::new(build(&*make, mounted, config.clone()).await?));
+            // Counted once it routes: a worker that never came up is not
+            // waited for.
+            let worker = workers.join(generation);
             let told = Arc::clone(&workers);
             // This worker follows every reload until it stops: the new
             // set's apps are built here, on the worker, between requests,
@@ -269,12 +272,17 @@ where
             tokio::task::spawn_local(async move {
                 while live.changed().await.is_ok() {
                     let mounted = Arc::clone(&live.borrow_and_update());
-                    let Some(built) = followed.upgrade() else {
+                    if followed.strong_count() == 0 {
                         return;
-                    };
+                    }
                     let generation = mounted.generation;
                     match build(&*make, mounted, config.clone()).await {
                         Ok(next) => {
+                            // The worker may have stopped meanwhile: then
+                            // there is nothing to swap, nor to tell.
+                            let Some(built) = followed.upgrade() else {
+                                return;
+                            };
                             *built.borrow_mut() = next;
                             told.mounted(worker, generation);
                         }

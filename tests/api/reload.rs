@@ -319,3 +319,34 @@ async fn with_watch_config_a_file_change_alone_reloads() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(login(&client(), &served, "/c", "user@c.test").await.0, 404);
 }
+
+/// A request already routed finishes on the configuration it started on:
+/// a login being hashed when its tenant is removed still gets its answer.
+#[tokio::test]
+async fn a_request_in_flight_finishes_on_the_set_it_started_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new()
+        .tenant("a", pixyle_tenant("a", "/a", ""))
+        .tenant("b", pixyle_tenant("b", "/b", ""))
+        .write(dir.path());
+    let mut served = Served::start(&config, "debug");
+    let body = json!({"email": "user@a.test", "password": PASSWORD}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", served.port))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /a/auth/v1/token HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    served.wait_for("argon2 job running");
+    std::fs::remove_file(config.join("tenants/a.toml")).unwrap();
+    assert_eq!(reload(&mut served)["message"], "configuration reloaded");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Its tenant is gone for the next request.
+    assert_eq!(login(&client(), &served, "/a", "user@a.test").await.0, 404);
+}
