@@ -366,8 +366,16 @@ impl Reloader {
         self.mount.send_replace(Arc::clone(&mounted));
         // A rotation while the tenants were built went to the previous set
         // (or to none): read the keys again for the one just mounted.
+        // Mounted already: a store that cannot answer now leaves those
+        // tenants on the keys they were built with, and is no failure of
+        // the reload (which could not be undone).
         if *self.rotations.borrow() != rotated {
-            reload_generated(self.store.as_ref(), &mounted).await?;
+            if let Err(error) = reload_generated(self.store.as_ref(), &mounted).await {
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "cannot read keys rotated during the reload; the next rotation or reload reads them"
+                );
+            }
         }
         let routed = self.workers.all_at(generation, WORKERS_MOUNT).await;
         if !routed {
