@@ -350,3 +350,83 @@ async fn a_request_in_flight_finishes_on_the_set_it_started_on() {
     // Its tenant is gone for the next request.
     assert_eq!(login(&client(), &served, "/a", "user@a.test").await.0, 404);
 }
+
+/// Keys change with a reload: a tenant moved from its generated key to a
+/// configured HS256 one signs and verifies with that one only.
+#[tokio::test]
+async fn a_reload_changes_a_tenants_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new()
+        .tenant("a", pixyle_tenant("a", "/a", ""))
+        .write(dir.path());
+    let mut served = Served::start(&config, "info");
+    let client = client();
+    let (_, body) = login(&client, &served, "/a", "user@a.test").await;
+    let generated = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&client, &served, "/a", &generated).await, 200);
+
+    let secret = dir.path().join("hs256.secret");
+    std::fs::write(&secret, "a-test-signing-secret-of-at-least-32-bytes").unwrap();
+    let keys = format!(
+        "[[keys]]\nkid = \"hs-1\"\nalg = \"HS256\"\nsecret_file = {:?}\n",
+        secret.display().to_string()
+    );
+    write_tenant(&config, "a", &(pixyle_tenant("a", "/a", "") + "\n" + &keys));
+    assert_eq!(reload(&mut served)["message"], "configuration reloaded");
+    assert_eq!(
+        verify(&client, &served, "/a", &generated).await,
+        401,
+        "its generated key is gone"
+    );
+    let (_, body) = login(&client, &served, "/a", "user@a.test").await;
+    let configured = body["access_token"].as_str().unwrap().to_owned();
+    let header = configured.split('.').next().unwrap();
+    use base64::Engine as _;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("HS256"), Some("hs-1"))
+    );
+    assert_eq!(verify(&client, &served, "/a", &configured).await, 200);
+}
+
+/// Access rules change with a reload: a path that was open needs a
+/// credential once the new rule is mounted.
+#[tokio::test]
+async fn a_reload_changes_a_tenants_access_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = "[[access]]\npaths = [\"/reports/**\"]\npolicy = \"public\"\n";
+    let config = Setup::new()
+        .tenant("a", pixyle_tenant("a", "/a", open))
+        .write(dir.path());
+    let mut served = Served::start(&config, "info");
+    let client = client();
+    let ask = |served: &Served| {
+        client
+            .get(served.url("/a/_polyauth/verify"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-uri", "/reports/q3")
+            .send()
+    };
+    assert_eq!(ask(&served).await.unwrap().status(), 200, "public");
+    let denied = "[[access]]\npaths = [\"/reports/**\"]\npolicy = \"deny\"\n";
+    write_tenant(&config, "a", &pixyle_tenant("a", "/a", denied));
+    assert_eq!(reload(&mut served)["message"], "configuration reloaded");
+    let (_, body) = login(&client, &served, "/a", "user@a.test").await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let answer = client
+        .get(served.url("/a/_polyauth/verify"))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-uri", "/reports/q3")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403, "denied even with a credential");
+    assert_eq!(ask(&served).await.unwrap().status(), 403);
+}
