@@ -10,12 +10,11 @@
 use secrecy::SecretString;
 
 use super::hashes;
+use super::login::MAX_EMAIL_LEN;
 use super::tenant::Accounts;
 use super::{Engine, EngineError, Tenant, password};
 use crate::store::{DirectoryUser, Persist, StoreError, normalize_email, unix_now};
 
-/// Longest email address that can exist (RFC 5321 path limit).
-const MAX_EMAIL_LEN: usize = 254;
 /// Longest password accepted from an operator (bytes); longer ones are
 /// refused rather than hashed.
 const MAX_PASSWORD_LEN: usize = 1024;

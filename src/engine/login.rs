@@ -15,7 +15,7 @@ use super::{
 use crate::store::{Attempt, LockoutPolicy, Reservation, Settle, Store, unix_now};
 
 /// Longest email address that can exist (RFC 5321 path limit).
-const MAX_EMAIL_LEN: usize = 254;
+pub(super) const MAX_EMAIL_LEN: usize = 254;
 /// Longest an attempt in flight holds its place on its counters: the wait
 /// for a hashing slot and the hash itself take less.
 pub const ATTEMPT_HOLD: Duration = Duration::from_secs(60);

@@ -1,6 +1,7 @@
 //! The admin listener: liveness, readiness, metrics and the admin API
 //! ([`users`]), never public.
 
+mod error;
 pub mod users;
 
 use std::time::Duration;
